@@ -1,0 +1,58 @@
+"""Shared test set-up.
+
+XLA_FLAGS is set before JAX is imported, so that sharding code runs on
+8 CPU devices in every test.
+"""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_dir() -> Path | None:
+    env = os.environ.get("HGCNET_DATA_DIR")
+    if env:
+        return Path(env)
+    guess = REPO.parent / "shared" / "data"
+    return guess if guess.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder of real datasets (``HGCNET_DATA_DIR``); skips when absent."""
+    d = _data_dir()
+    if d is None or not d.is_dir():
+        pytest.skip("real datasets not available: set HGCNET_DATA_DIR to shared/data")
+    return d
+
+
+@pytest.fixture(scope="session")
+def cora(data_dir):
+    from hgcnet_jax.data import load
+
+    return load("cora", root=data_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_graph():
+    """A small seeded CSBM graph: fast, needs no files."""
+    from hgcnet_jax.data import load
+
+    return load("csbm", num_nodes=120, num_classes=3, num_features=16, seed=0)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from hgcnet_jax.data import load
+
+    return load("digits")
