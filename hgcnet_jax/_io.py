@@ -17,7 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "write_text", "write_bytes", "write_json", "sha256_file", "ensure_writable_dir"]
+__all__ = [
+    "atomic_write",
+    "write_text",
+    "write_bytes",
+    "write_json",
+    "sha256_file",
+    "ensure_writable_dir",
+    "upsert_section",
+]
 
 
 @contextlib.contextmanager
@@ -97,3 +105,23 @@ def ensure_writable_dir(path: str | os.PathLike, *, what: str = "output folder")
             "choose another folder (e.g. --out) or fix its permissions"
         ) from None
     return path
+
+
+def upsert_section(path: str | os.PathLike, name: str, markdown: str, *, title: str = "# Results\n") -> Path:
+    """Replace (or append) the marker-delimited section ``name`` of a Markdown file.
+
+    Sections look like ``<!-- section:NAME -->`` … ``<!-- /section:NAME -->``, so that
+    several experiment scripts can each own a part of ``docs/results.md``. The file
+    is rewritten atomically.
+    """
+    path = Path(path)
+    begin, end = f"<!-- section:{name} -->", f"<!-- /section:{name} -->"
+    doc = path.read_text(encoding="utf-8") if path.exists() else title
+    block = f"{begin}\n{markdown.strip()}\n{end}"
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        doc = head + block + tail
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    return write_text(path, doc)

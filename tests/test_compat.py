@@ -28,7 +28,7 @@ def test_shim_is_still_needed():
 def test_zero_out_padding_works_with_shim():
     _compat.install_jraph_shim()
     padded = _padded_graph()
-    padded = padded._replace(nodes=padded.nodes.at[3:].set(7.0))
+    padded = padded._replace(nodes=jnp.asarray(padded.nodes).at[3:].set(7.0))
     out = jraph.zero_out_padding(padded)
     np.testing.assert_array_equal(np.asarray(out.nodes[:3]), 1.0)
     np.testing.assert_array_equal(np.asarray(out.nodes[3:]), 0.0)
