@@ -1,0 +1,507 @@
+"""Configuration of ``hgcnet study``: frozen dataclasses, TOML/YAML files, flag overrides.
+
+A :class:`StudyConfig` is the whole scientific description of a study: which
+dataset and model, which batch-size interventions and how many seeds, how the
+mediators are measured and how the causal model is fitted. It is validated at
+construction; every error is a :class:`ConfigError` whose message starts with
+the dotted name of the offending field (``train.epochs: must be a positive
+integer, got 0``), so a user can find it in a file or on the command line.
+
+Files are TOML (parsed with :mod:`tomllib`) or YAML (parsed with
+:func:`yaml.safe_load`, never the unsafe loader). Their layout mirrors the
+dataclasses::
+
+    seed = 0
+    current_batch_size = 256        # the batch size you use today (recommendation)
+
+    [data]
+    name = "csbm"                    # any name hgcnet_jax.data.load knows
+    options = { num_nodes = 600 }    # keyword arguments of the loader
+
+    [model]
+    name = "gcn"
+    options = { hidden = 16 }
+
+    [train]
+    batch_sizes = [16, 32, 64, 128, 256]
+    seeds = 4
+    epochs = 20
+    lr = 0.05
+
+    [mediators]
+    noise = "noise_b_simple"
+    sharpness = "sharp_lambda_max"
+    complexity = "complexity_dist_init"
+
+    [causal]
+    num_warmup = 300
+    num_samples = 300
+
+The :meth:`StudyConfig.fingerprint` is a hash of everything that changes the
+results; the study uses it to decide whether an output folder can be resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "MediatorConfig",
+    "CausalConfig",
+    "StudyConfig",
+    "EMBEDDED_DATASETS",
+    "PAPER_BATCH_SIZES",
+    "PAPER_SEEDS",
+    "load_config",
+]
+
+#: Datasets that need no files: ``hgcnet study`` with no arguments uses one of them.
+EMBEDDED_DATASETS = ("csbm", "digits")
+#: The paper's batch-size grid (HGCNet, arXiv 2506.17826: "batch sizes 16 … 512").
+PAPER_BATCH_SIZES = (16, 32, 64, 128, 256, 512)
+#: Seeds per batch size in the paper-scale preset.
+PAPER_SEEDS = 10
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid. ``field`` is its dotted name (``"train.epochs"``)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_int(field: str, value: Any, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, f"must be an integer, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ConfigError(field, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_float(field: str, value: Any, *, minimum: float | None = None, positive: bool = False,
+                 maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(field, f"must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(field, f"must be finite, got {value}")
+    if positive and value <= 0:
+        raise ConfigError(field, f"must be > 0, got {value}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(field, f"must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(field, f"must be <= {maximum}, got {value}")
+    return value
+
+
+def _check_str(field: str, value: Any, *, choices: Sequence[str] | None = None) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(field, f"must be a non-empty string, got {value!r}")
+    if choices is not None and value not in choices:
+        hint = difflib.get_close_matches(value, choices, n=1)
+        extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ConfigError(field, f"must be one of {list(choices)}, got {value!r}{extra}")
+    return value
+
+
+def _check_options(field: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(field, f"must be a table/mapping of keyword arguments, got {value!r}")
+    for k, v in value.items():
+        if not isinstance(k, str) or not k.isidentifier():
+            raise ConfigError(f"{field}.{k}", "option names must be identifiers")
+        _check_jsonable(f"{field}.{k}", v)
+    # A read-only, hashable-by-content view: store as a plain dict sorted by key.
+    return _FrozenOptions(sorted(value.items()))
+
+
+def _check_jsonable(field: str, value: Any) -> None:
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(field, f"must be finite, got {value}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_jsonable(f"{field}[{i}]", v)
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(field, f"keys must be strings, got {k!r}")
+            _check_jsonable(f"{field}.{k}", v)
+        return
+    raise ConfigError(field, f"must be a number, string, boolean, list or table, got {type(value).__name__}")
+
+
+class _FrozenOptions(dict):
+    """A dict that refuses mutation, so that a frozen config stays frozen."""
+
+    def _readonly(self, *a, **k):  # pragma: no cover - trivial
+        raise TypeError("configuration options are read-only; use dataclasses.replace")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(json.dumps(self, sort_keys=True))
+
+    def __reduce__(self):
+        return (_FrozenOptions, (dict(self),))
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which dataset to load.
+
+    Attributes:
+        name: a dataset known to :func:`hgcnet_jax.data.load` (``"csbm"``, ``"digits"``,
+            ``"cora"``, ``"citeseer"``, ``"pubmed"`` …).
+        root: folder with the dataset files (``None``: the loader's search order —
+            ``HGCNET_DATA_DIR``, system folders, cache).
+        options: extra keyword arguments of the loader (e.g. ``num_nodes`` for CSBM).
+    """
+
+    name: str = "csbm"
+    root: str | None = None
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_str("data.name", self.name)
+        if self.root is not None:
+            _check_str("data.root", self.root)
+        object.__setattr__(self, "options", _check_options("data.options", self.options))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which model to train (``hgcnet_jax.train.make_task(dataset, model=name, **options)``)."""
+
+    name: str = "gcn"
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_str("model.name", self.name)
+        object.__setattr__(self, "options", _check_options("model.options", self.options))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The intervention grid and the training budget of every run.
+
+    Attributes:
+        batch_sizes: the interventions ``do(B = b)``; at least two distinct sizes.
+        seeds: number of seeds per batch size (runs use seeds ``0 … seeds-1``).
+        epochs: passes over the training examples per run.
+        lr: learning rate (the same for every batch size unless ``lr_scaling`` says otherwise).
+        optimizer: ``"sgd"`` or ``"adam"``.
+        momentum: SGD momentum.
+        weight_decay: L2 coefficient.
+        lr_scaling: ``"none"`` (fixed lr), ``"linear"`` or ``"sqrt"`` in the batch size.
+    """
+
+    batch_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
+    seeds: int = 4
+    epochs: int = 20
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    weight_decay: float = 5e-4
+    lr_scaling: str = "none"
+
+    def __post_init__(self):
+        bs = self.batch_sizes
+        if isinstance(bs, (str, bytes)) or not isinstance(bs, Sequence):
+            raise ConfigError("train.batch_sizes", f"must be a list of integers, got {bs!r}")
+        bs = tuple(_check_int(f"train.batch_sizes[{i}]", b, minimum=1) for i, b in enumerate(bs))
+        if len(set(bs)) < 2:
+            raise ConfigError("train.batch_sizes", f"needs at least two distinct batch sizes, got {list(bs)}")
+        if len(set(bs)) != len(bs):
+            raise ConfigError("train.batch_sizes", f"contains duplicates: {list(bs)}")
+        object.__setattr__(self, "batch_sizes", tuple(sorted(bs)))
+        _check_int("train.seeds", self.seeds, minimum=2)
+        _check_int("train.epochs", self.epochs, minimum=1)
+        object.__setattr__(self, "lr", _check_float("train.lr", self.lr, positive=True))
+        _check_str("train.optimizer", self.optimizer, choices=("sgd", "adam"))
+        object.__setattr__(self, "momentum", _check_float("train.momentum", self.momentum, minimum=0.0, maximum=0.999))
+        object.__setattr__(self, "weight_decay", _check_float("train.weight_decay", self.weight_decay, minimum=0.0))
+        _check_str("train.lr_scaling", self.lr_scaling, choices=("none", "linear", "sqrt"))
+
+
+@dataclasses.dataclass(frozen=True)
+class MediatorConfig:
+    """Which measured column plays each mediator of the hypergraph B → N → S → C → G.
+
+    Attributes:
+        noise: column for gradient noise N (``noise_*`` from :func:`hgcnet_jax.mediators.measure`).
+        sharpness: column for sharpness S (``sharp_*``).
+        complexity: column for complexity C (``complexity_*``).
+        outcome: column for generalisation G (``test_acc`` by default).
+        options: extra keyword arguments of ``mediators.measure`` (e.g. Lanczos steps).
+    """
+
+    noise: str = "noise_b_simple"
+    sharpness: str = "sharp_lambda_max"
+    complexity: str = "complexity_dist_init"
+    outcome: str = "test_acc"
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        for name, prefix in (("noise", "noise_"), ("sharpness", "sharp_"), ("complexity", "complexity_")):
+            value = _check_str(f"mediators.{name}", getattr(self, name))
+            if not value.startswith(prefix):
+                raise ConfigError(f"mediators.{name}", f"must name a '{prefix}*' column, got {value!r}")
+        _check_str("mediators.outcome", self.outcome, choices=("test_acc", "val_acc", "train_acc"))
+        object.__setattr__(self, "options", _check_options("mediators.options", self.options))
+
+
+@dataclasses.dataclass(frozen=True)
+class CausalConfig:
+    """How the structural causal model is fitted and queried.
+
+    Attributes:
+        method: ``"nuts"`` (MCMC) or ``"svi"`` (variational; faster, approximate).
+        num_warmup: NUTS warm-up iterations per chain.
+        num_samples: posterior draws per chain.
+        num_chains: independent chains (R-hat needs at least two).
+        credible_mass: mass of the credible intervals in the report (e.g. 0.94).
+        permutations: permutations of the frequentist test of the ATE over seeds.
+    """
+
+    method: str = "nuts"
+    num_warmup: int = 300
+    num_samples: int = 300
+    num_chains: int = 2
+    credible_mass: float = 0.94
+    permutations: int = 2000
+
+    def __post_init__(self):
+        _check_str("causal.method", self.method, choices=("nuts", "svi"))
+        _check_int("causal.num_warmup", self.num_warmup, minimum=1)
+        _check_int("causal.num_samples", self.num_samples, minimum=10)
+        _check_int("causal.num_chains", self.num_chains, minimum=1)
+        mass = _check_float("causal.credible_mass", self.credible_mass)
+        if not 0.5 <= mass < 1.0:
+            raise ConfigError("causal.credible_mass", f"must be in [0.5, 1), got {mass}")
+        object.__setattr__(self, "credible_mass", mass)
+        _check_int("causal.permutations", self.permutations, minimum=100)
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "mediators": MediatorConfig,
+    "causal": CausalConfig,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """Everything that determines the results of one study.
+
+    Attributes:
+        data, model, train, mediators, causal: the sections (see their classes).
+        seed: the master PRNG seed (sweep, mediator probes and MCMC keys derive from it).
+        current_batch_size: the batch size you use today; the recommendation reports the
+            probability that the best batch size beats it. ``None`` means the largest of
+            ``train.batch_sizes``.
+    """
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    mediators: MediatorConfig = dataclasses.field(default_factory=MediatorConfig)
+    causal: CausalConfig = dataclasses.field(default_factory=CausalConfig)
+    seed: int = 0
+    current_batch_size: int | None = None
+
+    def __post_init__(self):
+        for name, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(name, f"must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        _check_int("seed", self.seed, minimum=0)
+        if self.current_batch_size is None:
+            return
+        cb = _check_int("current_batch_size", self.current_batch_size, minimum=1)
+        if cb not in self.train.batch_sizes:
+            raise ConfigError(
+                "current_batch_size",
+                f"must be one of train.batch_sizes {list(self.train.batch_sizes)} so that it is an "
+                f"intervention of the study, got {cb}",
+            )
+
+    @property
+    def current(self) -> int:
+        """The current batch size of the recommendation (``current_batch_size`` or the largest)."""
+        return self.current_batch_size if self.current_batch_size is not None else max(self.train.batch_sizes)
+
+    # ------------------------------------------------------------------ conversions
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, JSON-serialisable dict (the layout of a config file)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any]) -> StudyConfig:
+        """Build and validate a config from a (possibly partial) nested mapping.
+
+        Missing fields take their defaults; an unknown field is an error that
+        names it and suggests the closest known name.
+
+        Raises:
+            ConfigError: naming the first invalid field.
+        """
+        if not isinstance(mapping, Mapping):
+            raise ConfigError("<root>", f"a configuration must be a table/mapping, got {type(mapping).__name__}")
+        top = {f.name for f in dataclasses.fields(cls)}
+        _reject_unknown("", mapping, top)
+        kwargs: dict[str, Any] = {}
+        for key, value in mapping.items():
+            if key in _SECTIONS:
+                section_cls = _SECTIONS[key]
+                if not isinstance(value, Mapping):
+                    raise ConfigError(key, f"must be a table/mapping, got {value!r}")
+                names = {f.name for f in dataclasses.fields(section_cls)}
+                _reject_unknown(f"{key}.", value, names)
+                kwargs[key] = section_cls(**{k: _from_file_value(v) for k, v in value.items()})
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    def override(self, updates: Mapping[str, Any]) -> StudyConfig:
+        """Return a copy with dotted-name updates applied (``{"train.epochs": 5}``).
+
+        Raises:
+            ConfigError: for an unknown name or an invalid value.
+        """
+        tree = self.to_dict()
+        for dotted, value in updates.items():
+            parts = dotted.split(".")
+            node = tree
+            for depth, part in enumerate(parts[:-1]):
+                if part not in node or not isinstance(node[part], dict):
+                    raise ConfigError(dotted, "unknown configuration field")
+                node = node[part]
+            last = parts[-1]
+            is_options = len(parts) >= 3 and parts[-2] == "options"
+            if last not in node and not is_options:
+                raise ConfigError(dotted, "unknown configuration field" + _suggest(last, node))
+            node[last] = value
+        return StudyConfig.from_dict(tree)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical JSON of the config: equal configs, equal fingerprints."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def to_toml(self) -> str:
+        """The config as a TOML document that :func:`load_config` reads back identically."""
+        d = self.to_dict()
+        lines = [f"seed = {_toml_value(d['seed'])}"]
+        if d["current_batch_size"] is not None:
+            lines.append(f"current_batch_size = {_toml_value(d['current_batch_size'])}")
+        for section in _SECTIONS:
+            lines.append("")
+            lines.append(f"[{section}]")
+            for k, v in d[section].items():
+                if v is None:
+                    continue  # TOML has no null: absent means default (None)
+                lines.append(f"{k} = {_toml_value(v)}")
+        return "\n".join(lines) + "\n"
+
+    def diff(self, other: StudyConfig) -> list[str]:
+        """Dotted names of the fields whose values differ between two configs."""
+        return _diff(self.to_dict(), other.to_dict(), "")
+
+
+def _diff(a: Any, b: Any, prefix: str) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items() if x is not None) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def _from_file_value(v: Any) -> Any:
+    # Lists from files become tuples for the tuple-typed fields; options stay as they are.
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _suggest(name: str, known: Any) -> str:
+    hint = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else f" (known: {sorted(known)})"
+
+
+def _reject_unknown(prefix: str, mapping: Mapping[str, Any], known: set[str]) -> None:
+    for key in mapping:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}", "unknown configuration field" + _suggest(str(key), known))
+
+
+def load_config(path: str | os.PathLike) -> StudyConfig:
+    """Read a study config from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file.
+
+    YAML is parsed with ``yaml.safe_load`` (no arbitrary objects).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ConfigError: the file cannot be parsed (field ``<file>``) or a value is invalid.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} not found")
+    suffix = path.suffix.lower()
+    text = path.read_text(encoding="utf-8")
+    if suffix == ".toml":
+        try:
+            mapping = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError("<file>", f"{path}: invalid TOML: {e}") from None
+    elif suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            mapping = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError("<file>", f"{path}: invalid YAML: {e}") from None
+        if mapping is None:
+            mapping = {}
+    else:
+        raise ConfigError("<file>", f"{path}: unknown config format {suffix!r}; use .toml, .yaml or .yml")
+    return StudyConfig.from_dict(mapping)
