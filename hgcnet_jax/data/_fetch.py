@@ -128,6 +128,8 @@ def _download(url: str, dest: Path, expected: str, *, timeout: float) -> Path:
     logger.info("downloading %s -> %s", url, dest)
     try:
         response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - scheme checked by the caller
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise DownloadError(f"could not download {url}: {reason}") from None

@@ -10,7 +10,9 @@ imported by name from the file.
 
 The files were written by Python 2, so byte strings are decoded as latin-1 and
 Python 2 module names (``__builtin__``, ``numpy.core.multiarray``,
-``scipy.sparse.csr``) are accepted next to their Python 3 spellings.
+``scipy.sparse.csr``) are accepted next to their Python 3 spellings; so is
+``_codecs.encode`` restricted to latin-1, which Python 3 uses to store bytes in
+protocol-2 pickles.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ def _reconstruct() -> Any:
     return f
 
 
+def _frombuffer() -> Any:
+    try:  # numpy >= 2
+        from numpy._core.numeric import _frombuffer as f
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.numeric import _frombuffer as f
+    return f
+
+
 def _scalar() -> Any:
     try:  # numpy >= 2
         from numpy._core.multiarray import scalar as f
@@ -44,12 +54,21 @@ def _scalar() -> Any:
     return f
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` as Python 3 uses it to pickle bytes at protocol 2, restricted to latin-1."""
+    if not isinstance(text, str) or encoding.lower().replace("_", "-") not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"only _codecs.encode(str, 'latin1') is allowed, got encoding {encoding!r}")
+    return text.encode("latin-1", errors)
+
+
 def allowed_globals() -> dict[tuple[str, str], Any]:
     """The allow-list: ``(module, name)`` as written in a pickle -> the object it resolves to."""
     table: dict[tuple[str, str], Any] = {}
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         table[(mod, "_reconstruct")] = _reconstruct()
         table[(mod, "scalar")] = _scalar()
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):
+        table[(mod, "_frombuffer")] = _frombuffer()  # protocol-5 arrays
     table[("numpy", "ndarray")] = np.ndarray
     table[("numpy", "dtype")] = np.dtype
     for fmt, cls in (("csr", sp.csr_matrix), ("csc", sp.csc_matrix), ("coo", sp.coo_matrix), ("lil", sp.lil_matrix)):
@@ -58,6 +77,7 @@ def allowed_globals() -> dict[tuple[str, str], Any]:
     for mod in ("__builtin__", "builtins"):
         table[(mod, "list")] = list
     table[("collections", "defaultdict")] = collections.defaultdict
+    table[("_codecs", "encode")] = _latin1_encode
     return table
 
 

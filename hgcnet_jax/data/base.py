@@ -42,7 +42,7 @@ class Dataset:
             float32 in [0, 1]; text: ``(n, L)`` int32 token ids (0 = padding);
             tabular: ``(n, d)`` float32.
         y: ``(n,)`` int32 labels in ``[0, num_classes)``. ``-1`` marks an
-            unlabelled example (CiteSeer's 15 padded isolated nodes); such an
+            unlabelled example (CiteSeer's 15 padded nodes); such an
             example belongs to no split.
         num_classes: Number of classes.
         splits: ``"train"``, ``"val"``, ``"test"`` -> sorted, disjoint int32

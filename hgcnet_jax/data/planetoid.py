@@ -7,10 +7,11 @@ nodes), ``allx`` / ``ally`` (every node that is not a test node), ``tx`` / ``ty`
 and ``test.index`` (a text file of node ids). Node ``i < len(allx)`` is row ``i``
 of ``allx``; test node ``test.index[j]`` is row ``j`` of ``tx``.
 
-CiteSeer's test ids leave 15 gaps: isolated nodes with no features and no label
-anywhere in the files. As in Kipf & Welling (2017) and PyG, they are padded with
-zero feature rows; unlike those, they get the label ``-1`` (not a made-up class
-0) and belong to no split.
+CiteSeer's test ids leave 15 gaps: nodes of the graph (each with one or two
+edges) that appear in no feature or label file, the "isolated" nodes of the
+Planetoid README. As in Kipf & Welling (2017) and PyG they are padded with zero
+feature rows and keep their edges; unlike those, they get the label ``-1`` (not a
+made-up class 0) and belong to no split.
 """
 
 from __future__ import annotations
