@@ -215,8 +215,10 @@ def _check_graph(graph: Any, n: int) -> None:
 
 def _check_fractions(fractions: Sequence[float], argname: str = "fractions") -> tuple[float, float, float]:
     try:
+        if isinstance(fractions, str):
+            raise TypeError
         f = tuple(float(v) for v in fractions)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"{argname} must be three numbers (train, val, test), got {fractions!r}") from None
     if len(f) != 3 or any(not np.isfinite(v) or v < 0 for v in f) or abs(sum(f) - 1.0) > 1e-6:
         raise ValueError(

@@ -179,12 +179,12 @@ def load_digits(
     Raises:
         ValueError: Unknown ``split`` or bad ``fractions`` / ``seed``.
     """
-    from sklearn.datasets import load_digits as _sk_load_digits
-
     if split != "random":
         raise ValueError(f"digits: split must be 'random', got {split!r}")
     seed = _check_seed(seed)
     f = _check_fractions(fractions)
+    from sklearn.datasets import load_digits as _sk_load_digits
+
     bunch = _sk_load_digits()
     images = (np.asarray(bunch.images, dtype=np.float32) / np.float32(16.0))[..., None]
     y = np.asarray(bunch.target, dtype=np.int32)
