@@ -142,3 +142,27 @@ def test_text_option_errors(data_dir):
         load("newsgroups", root=data_dir, remove=("signatures",))
     with pytest.raises(ValueError, match="val_fraction"):
         load("amazon_reviews", root=data_dir, val_fraction=1.0)
+
+
+def test_newsgroups_without_local_copy_uses_scikit_learns_download(isolated, monkeypatch):
+    import sklearn.datasets
+    from sklearn.utils import Bunch
+
+    calls = []
+    groups = [f"g{i}" for i in range(19)] + ["sci.med"]
+
+    def fake_fetch(**kwargs):
+        calls.append(kwargs)
+        n = 4 if kwargs["subset"] == "train" else 2
+        return Bunch(data=[f"post {i} about sci.med" for i in range(n)], target=np.arange(n) % 20, target_names=groups)
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_20newsgroups", fake_fetch)
+    ds = load("newsgroups", min_count=1)
+    assert [c["subset"] for c in calls] == ["train", "test"]
+    for c in calls:
+        assert c["data_home"] == str(isolated / "scikit_learn_data")
+        assert c["download_if_missing"] is True and c["shuffle"] is False
+    assert (ds.train_idx.size, ds.test_idx.size) == (4, 2)
+    # with download=False the same situation is an error listing the places searched
+    with pytest.raises(FileNotFoundError, match=r"(?s)20news-bydate_py3\.pkz not found.*download=False"):
+        load("newsgroups", download=False)
