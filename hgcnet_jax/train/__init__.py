@@ -1,0 +1,25 @@
+"""The vectorised training engine: tasks, interventions, budgets and sweeps.
+
+See :func:`sweep` for the compiled ``scan(vmap(step))`` program per batch-size
+bucket, :class:`Task` for what a batch is (node tasks propagate the full graph
+and the batch is a set of labelled nodes), and :mod:`hgcnet_jax.train.checkpoint`
+for resumable sweeps.
+"""
+
+from hgcnet_jax.train.interventions import Budget, Intervention, grid
+from hgcnet_jax.train.sharding import make_mesh
+from hgcnet_jax.train.sweep import METRICS, SweepResult, run_key, sweep
+from hgcnet_jax.train.task import Task, make_task
+
+__all__ = [
+    "Task",
+    "make_task",
+    "Intervention",
+    "grid",
+    "Budget",
+    "sweep",
+    "SweepResult",
+    "METRICS",
+    "run_key",
+    "make_mesh",
+]

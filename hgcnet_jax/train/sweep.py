@@ -1,0 +1,539 @@
+"""Many training runs at once: ``jit(scan(vmap(step)))`` per batch-size bucket.
+
+Runs with the same batch size (and the same static mediator switches) form a
+*bucket*. One compiled program trains a whole bucket: ``lax.scan`` over steps
+whose body is ``jax.vmap`` of one training step over the replica axis; the
+dataset enters once, unbatched (``in_axes=None``). Every per-run
+hyperparameter (learning rate, optimiser kind, momentum, regularisers, noise,
+SAM radius) is a traced array of the replica axis, so one bucket compiles once
+whatever its runs' values. The optimiser is a single update rule that covers
+SGD, heavy-ball momentum and Adam, selected per replica:
+
+.. math::
+
+    g &\\leftarrow \\nabla L_B(\\theta) + \\lambda_2 m\\odot\\theta + \\lambda_1 m\\odot\\operatorname{sign}\\theta
+        + \\sigma \\xi \\\\
+    \\mu &\\leftarrow \\begin{cases} \\beta_1 \\mu + (1-\\beta_1) g & \\text{adam} \\\\
+        \\beta \\mu + g & \\text{sgd } (\\beta = 0)\\text{, momentum} \\end{cases} \\qquad
+    \\nu \\leftarrow \\beta_2 \\nu + (1-\\beta_2) g^2 \\text{ (adam)} \\\\
+    \\theta &\\leftarrow \\theta - \\eta\\, u - \\eta\\,\\lambda_{wd}\\, m\\odot\\theta, \\qquad
+    u = \\begin{cases} \\hat\\mu / (\\sqrt{\\hat\\nu} + \\epsilon) & \\text{adam} \\\\ \\mu & \\text{otherwise} \\end{cases}
+
+with :math:`m` the ``reg_scope`` mask, Adam's :math:`\\beta_1 = 0.9, \\beta_2 = 0.999,
+\\epsilon = 10^{-8}` and bias correction (Kingma & Ba 2015).
+
+Metrics are computed inside the program at the end of every period of
+``budget.cadence`` steps (eval mode: train loss and accuracy, validation and test
+loss and accuracy, plus the mean minibatch loss of the period); no host callback
+runs per step. The host loops over *chunks* of periods, which is where the
+progress bar advances and checkpoints are written.
+
+Divergence: a replica whose minibatch loss or updated parameters are not finite
+is frozen at its last finite parameters, flagged ``diverged`` with the step, and
+keeps being evaluated; the other replicas of its bucket are unaffected.
+
+Randomness: run ``r`` with seed ``s`` uses ``k = fold_in(key, s)``: its initial
+parameters come from ``fold_in(k, 0)``, the permutation of epoch ``e`` from
+``fold_in(fold_in(k, 1), e)``, the dropout of step ``t`` from
+``fold_in(fold_in(k, 2), t)`` and gradient noise from ``fold_in(fold_in(k, 3), t)``.
+A run's result thus depends only on the key and its own intervention, not on
+which other runs share its bucket; runs that differ only in, say, the learning
+rate share initial parameters and data order (common random numbers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+from jax.sharding import Mesh
+
+from hgcnet_jax.train import sharding as _sharding
+from hgcnet_jax.train.checkpoint import BucketCheckpointer, check_fingerprint
+from hgcnet_jax.train.interventions import Budget, Intervention, REG_SCOPES, as_interventions
+from hgcnet_jax.train.task import Task
+
+__all__ = ["sweep", "SweepResult", "METRICS", "run_key"]
+
+#: Metrics recorded at every evaluation, in this order.
+METRICS = ("batch_loss", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+
+_B1, _B2, _EPS = 0.9, 0.999, 1e-8
+_HP = ("lr", "momentum", "is_adam", "weight_decay", "l2", "l1", "noise_std", "sam_rho", "scope")
+
+
+def run_key(key: jax.Array, seed: int) -> jax.Array:
+    """The key of a run with ``seed`` in a sweep started with ``key``."""
+    return jax.random.fold_in(key, seed)
+
+
+def _init_key(key, seed):
+    return jax.random.fold_in(run_key(key, seed), 0)
+
+
+# --------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, eq=False)
+class SweepResult:
+    """What a sweep returns.
+
+    Attributes:
+        task: the :class:`Task` that was trained.
+        runs: one row per run: the intervention's values, ``lr_effective``, ``bucket``,
+            ``steps``, ``epochs``, final metrics (``train_loss``, ``train_acc``, ``val_acc``,
+            ``test_acc``, …), ``diverged``, ``diverged_step`` (−1 if none), ``wall_time_s``
+            (the bucket's wall time divided by its number of runs) and ``bucket_wall_time_s``.
+        trajectories: long form ``run_id, step, epoch, metric, value``.
+        interventions: the runs' :class:`Intervention` s, indexed by ``run_id``.
+        key: the sweep's key.
+    """
+
+    task: Task
+    runs: pd.DataFrame
+    trajectories: pd.DataFrame
+    interventions: tuple[Intervention, ...]
+    key: jax.Array
+    _final: dict[int, Any]
+    _states: dict[int, Any]
+    _where: dict[int, tuple[int, int]]
+
+    def _check(self, run_id: int) -> int:
+        rid = int(run_id)
+        if rid not in self._where:
+            raise KeyError(f"run_id {run_id!r} is not in this sweep (0 … {len(self.interventions) - 1})")
+        return rid
+
+    def params(self, run_id: int):
+        """Final parameters of run ``run_id`` (host numpy arrays)."""
+        b, i = self._where[self._check(run_id)]
+        return jax.tree.map(lambda a: a[i], self._final[b])
+
+    def model_state(self, run_id: int):
+        """Final non-differentiable state (batch-norm statistics) of run ``run_id``; ``{}`` if none."""
+        b, i = self._where[self._check(run_id)]
+        return jax.tree.map(lambda a: a[i], self._states[b])
+
+    def init_params(self, run_id: int):
+        """Initial parameters of run ``run_id`` (recomputed from the sweep key and its seed)."""
+        rid = self._check(run_id)
+        return self.task.init(_init_key(self.key, self.interventions[rid].seed))
+
+    def stacked_params(self, run_ids: Iterable[int] | None = None):
+        """Final parameters of ``run_ids`` (default all, in ``run_id`` order) with a leading run axis."""
+        ids = list(range(len(self.interventions))) if run_ids is None else [self._check(r) for r in run_ids]
+        if not ids:
+            raise ValueError("stacked_params: run_ids is empty")
+        return jax.tree.map(lambda *xs: np.stack(xs), *[self.params(r) for r in ids])
+
+
+# --------------------------------------------------------------------------------------
+# The training step (one replica) and the bucket program
+# --------------------------------------------------------------------------------------
+def _reg_masks(params) -> Any:
+    """Per-leaf table ``[all, weights, first_layer]`` of regulariser masks (0/1 scalars)."""
+    first = next(iter(params)) if isinstance(params, dict) and params else None
+
+    def leaf(path, _):
+        names = [getattr(p, "key", getattr(p, "name", str(p))) for p in path]
+        is_bias = bool(names) and names[-1] == "bias"
+        in_first = bool(names) and names[0] == first
+        return jnp.array([1.0, 0.0 if is_bias else 1.0, 1.0 if (in_first and not is_bias) else 0.0], jnp.float32)
+
+    return jax.tree_util.tree_map_with_path(leaf, params)
+
+
+def _tree_all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def _where(c, a, b):
+    return jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """Static shape of one bucket's program."""
+
+    batch_size: int
+    n_train: int
+    steps_per_epoch: int
+    total_steps: int
+    cadence: int
+    periods: int
+    periods_per_chunk: int
+    use_sam: bool
+    use_noise: bool
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.periods // self.periods_per_chunk)
+
+
+def _make_program(task: Task, plan: _Plan, masks):
+    B, spe, T, E, P = plan.batch_size, plan.steps_per_epoch, plan.total_steps, plan.cadence, plan.periods_per_chunk
+
+    def loss_fn(params, mstate, data, idx, key):
+        logits, new_state = task.apply(params, data, idx, key=key, train=True, state=mstate)
+        y = jnp.take(data["y"], idx, axis=0)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y)), new_state
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def step(c, hp, data, t):
+        rkey = jax.random.wrap_key_data(c["key"])
+        epoch = t // spe
+        perm = jax.lax.cond(
+            t % spe == 0,
+            lambda: jax.random.permutation(jax.random.fold_in(jax.random.fold_in(rkey, 1), epoch), data["train"]),
+            lambda: c["perm"],
+        )
+        idx = jax.lax.dynamic_slice_in_dim(perm, (t % spe) * B, B)
+        dkey = jax.random.fold_in(jax.random.fold_in(rkey, 2), t)
+        p = c["params"]
+        (loss, new_mstate), g = grad_fn(p, c["mstate"], data, idx, dkey)
+        if plan.use_sam:
+            gn = optax.global_norm(g)
+            scale = hp["sam_rho"] / (gn + 1e-12)
+            p_adv = jax.tree.map(lambda a, b: a + scale * b, p, g)
+            (_, _), g = grad_fn(p_adv, c["mstate"], data, idx, dkey)
+        if plan.use_noise:
+            nkey = jax.random.fold_in(jax.random.fold_in(rkey, 3), t)
+            leaves, tdef = jax.tree.flatten(g)
+            ks = jax.random.split(nkey, len(leaves))
+            noise = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(ks, leaves)]
+            g = jax.tree.map(lambda a, z: a + hp["noise_std"] * z, g, jax.tree.unflatten(tdef, noise))
+        m = jax.tree.map(lambda tab: tab[hp["scope"]], masks)
+        g = jax.tree.map(lambda gi, pi, mi: gi + mi * (hp["l2"] * pi + hp["l1"] * jnp.sign(pi)), g, p, m)
+        is_adam = hp["is_adam"] > 0
+        count = c["count"] + 1
+        mu = jax.tree.map(
+            lambda mu_, gi: jnp.where(is_adam, _B1 * mu_ + (1 - _B1) * gi, hp["momentum"] * mu_ + gi), c["mu"], g
+        )
+        nu = jax.tree.map(lambda nu_, gi: jnp.where(is_adam, _B2 * nu_ + (1 - _B2) * gi * gi, nu_), c["nu"], g)
+        cf = count.astype(jnp.float32)
+        bc1, bc2 = 1 - _B1**cf, 1 - _B2**cf
+        u = jax.tree.map(lambda a, b: jnp.where(is_adam, (a / bc1) / (jnp.sqrt(b / bc2) + _EPS), a), mu, nu)
+        new_p = jax.tree.map(lambda pi, ui, mi: pi - hp["lr"] * ui - hp["lr"] * hp["weight_decay"] * mi * pi, p, u, m)
+        finite = jnp.isfinite(loss) & _tree_all_finite(new_p)
+        ok = c["alive"] & finite
+        return {
+            "params": _where(ok, new_p, p),
+            "mu": _where(ok, mu, c["mu"]),
+            "nu": _where(ok, nu, c["nu"]),
+            "count": jnp.where(ok, count, c["count"]),
+            "mstate": _where(ok, new_mstate, c["mstate"]),
+            "alive": ok,
+            "div_step": jnp.where(c["alive"] & ~finite, t, c["div_step"]),
+            "perm": perm,
+            "key": c["key"],
+            "bl_sum": c["bl_sum"] + jnp.where(ok, loss, 0.0),
+            "bl_n": c["bl_n"] + ok.astype(jnp.int32),
+        }
+
+    vstep = jax.vmap(step, in_axes=(0, 0, None, None))
+
+    def metrics(c, data):
+        out = task.split_metrics(c["params"], data, state=c["mstate"] if task.stateful else None)
+        bl = c["bl_sum"] / jnp.maximum(c["bl_n"], 1).astype(jnp.float32)
+        bl = jnp.where(c["bl_n"] > 0, bl, jnp.nan)
+        return jnp.stack([bl] + [out[k].astype(jnp.float32) for k in METRICS[1:]])
+
+    vmetrics = jax.vmap(metrics, in_axes=(0, None))
+
+    def program(carry, hp, data, first_period):
+        def period(c, pi):
+            def one(c, t):
+                return jax.lax.cond(t < T, lambda c: vstep(c, hp, data, t), lambda c: c, c), None
+
+            c, _ = jax.lax.scan(one, c, pi * E + jnp.arange(E))
+            ms = vmetrics(c, data)
+            c = dict(c, bl_sum=jnp.zeros_like(c["bl_sum"]), bl_n=jnp.zeros_like(c["bl_n"]))
+            return c, ms
+
+        return jax.lax.scan(period, carry, first_period + jnp.arange(P))
+
+    return program
+
+
+# --------------------------------------------------------------------------------------
+# Host side
+# --------------------------------------------------------------------------------------
+def _hp_arrays(runs: Sequence[Intervention]) -> dict[str, np.ndarray]:
+    f32 = lambda xs: np.asarray(xs, np.float32)  # noqa: E731
+    return {
+        "lr": f32([r.effective_lr for r in runs]),
+        "momentum": f32([r.momentum for r in runs]),
+        "is_adam": f32([r.optimizer == "adam" for r in runs]),
+        "weight_decay": f32([r.weight_decay for r in runs]),
+        "l2": f32([r.l2 for r in runs]),
+        "l1": f32([r.l1 for r in runs]),
+        "noise_std": f32([r.noise_std for r in runs]),
+        "sam_rho": f32([r.sam_rho for r in runs]),
+        "scope": np.asarray([REG_SCOPES.index(r.reg_scope) for r in runs], np.int32),
+    }
+
+
+def _init_carry(task: Task, key, seeds: np.ndarray, n_train: int):
+    def one(seed):
+        rk = run_key(key, seed)
+        ik = jax.random.fold_in(rk, 0)
+        params = task.init(ik)
+        mstate = task.init_state(ik)
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return {
+            "params": params,
+            "mu": zeros,
+            "nu": zeros,
+            "count": jnp.int32(0),
+            "mstate": mstate,
+            "alive": jnp.bool_(True),
+            "div_step": jnp.int32(-1),
+            "perm": jnp.zeros((n_train,), jnp.int32),
+            "key": jax.random.key_data(rk),
+            "bl_sum": jnp.float32(0.0),
+            "bl_n": jnp.int32(0),
+        }
+
+    return jax.jit(jax.vmap(one))(jnp.asarray(seeds, jnp.int32))
+
+
+def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh) -> dict[str, Any]:
+    ds = task.dataset
+    return {
+        "dataset": {
+            "name": ds.name,
+            "kind": ds.kind,
+            "x_shape": list(np.shape(ds.x)),
+            "splits": {k: int(np.size(v)) for k, v in ds.splits.items()},
+            "meta_split": str((ds.meta or {}).get("split", "")),
+        },
+        "model": task.model_name,
+        "model_kwargs": {k: repr(v) for k, v in sorted(task.model_kwargs.items())},
+        "interventions": [r.as_dict() for r in runs],
+        "budget": dict(budget.as_dict()),
+        "key": np.asarray(jax.random.key_data(key)).tolist(),
+        "chunk_steps": chunk_steps,
+        "devices": 1 if mesh is None else int(mesh.devices.size),
+    }
+
+
+def _to_host(x):
+    if jax.process_count() > 1:  # pragma: no cover - multi-host only
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="step", desc="sweep", leave=False)
+
+
+def _as_key(key) -> jax.Array:
+    if not isinstance(key, jax.Array):
+        raise TypeError(f"sweep: key must be a JAX PRNG key (jax.random.key(0)), got {type(key).__name__}")
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape == (2,) and key.dtype == jnp.uint32:
+            return jax.random.wrap_key_data(key)
+        raise TypeError("sweep: key must be a JAX PRNG key, e.g. jax.random.key(0)")
+    if key.shape != ():
+        raise ValueError(f"sweep: key must be a single key, got shape {key.shape}")
+    return key
+
+
+def sweep(
+    task: Task,
+    interventions: Intervention | Iterable[Intervention],
+    budget: Budget,
+    *,
+    key: jax.Array,
+    mesh: Mesh | None = None,
+    checkpoint_dir: str | Path | None = None,
+    chunk_steps: int = 2000,
+    progress: bool = True,
+) -> SweepResult:
+    """Train every intervention on ``task``, one compiled ``scan(vmap(step))`` per bucket.
+
+    Args:
+        task: from :func:`make_task`.
+        interventions: an :class:`Intervention` or an iterable of them (e.g. :func:`grid`);
+            ``run_id`` is the position in this list.
+        budget: how long each run trains (:class:`Budget`).
+        key: the sweep's PRNG key (keyword-only).
+        mesh: optional 1-D device mesh (:func:`make_mesh`); the replica axis of each
+            bucket is sharded over it (padded to a multiple of its size), the data replicated.
+        checkpoint_dir: folder for orbax checkpoints; a killed sweep re-run with the same
+            arguments resumes from the last completed chunk and gives bit-identical results.
+        chunk_steps: steps per host round-trip (progress update and checkpoint), rounded to
+            whole metric periods.
+        progress: show a ``tqdm.auto`` bar (terminal or notebook), advanced once per chunk.
+
+    Returns:
+        A :class:`SweepResult`.
+
+    Raises:
+        TypeError / ValueError: for invalid arguments, a batch size larger than the
+            training split, or a ``checkpoint_dir`` holding another sweep.
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"sweep: task must be a Task (see make_task), got {type(task).__name__}")
+    runs = as_interventions(interventions)
+    if not isinstance(budget, Budget):
+        raise TypeError(f"sweep: budget must be a Budget, got {type(budget).__name__}")
+    key = _as_key(key)
+    if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or chunk_steps < 1:
+        raise ValueError(f"sweep: chunk_steps must be an int >= 1, got {chunk_steps!r}")
+    if mesh is not None:
+        _sharding.check_mesh(mesh)
+    n_train = int(task.splits["train"].shape[0])
+    for r in runs:
+        budget.steps_per_epoch(r.batch_size, n_train)  # raises for a batch larger than the split
+
+    root = None
+    if checkpoint_dir is not None:
+        root = check_fingerprint(checkpoint_dir, _fingerprint(task, runs, budget, key, chunk_steps, mesh))
+
+    # Buckets: same batch size and same static switches, ordered by batch size.
+    groups: dict[tuple, list[int]] = {}
+    for rid, r in enumerate(runs):
+        groups.setdefault((r.batch_size, r.sam_rho > 0, r.noise_std > 0), []).append(rid)
+    bucket_keys = sorted(groups)
+
+    plans = []
+    for bk in bucket_keys:
+        B, use_sam, use_noise = bk
+        spe = budget.steps_per_epoch(B, n_train)
+        T = budget.total_steps(B, n_train)
+        E = min(budget.cadence(B, n_train), T)
+        periods = -(-T // E)
+        ppc = max(1, min(periods, chunk_steps // E))
+        plans.append(_Plan(B, n_train, spe, T, E, periods, ppc, use_sam, use_noise))
+
+    data = {**task.data, "train": task.splits["train"]}
+    if mesh is not None:
+        data = jax.device_put(data, _sharding.replicated_sharding(mesh))
+    bar = _progress(sum(p.total_steps for p in plans), progress)
+
+    rows, traj, finals, states, where = [], [], {}, {}, {}
+    try:
+        for b, (bk, plan) in enumerate(zip(bucket_keys, plans)):
+            ids = groups[bk]
+            brs = [runs[i] for i in ids]
+            R = len(ids)
+            Rp = _sharding.padded_size(R, mesh)
+            pad = [0] * (Rp - R)
+            hp = {k: np.concatenate([v, v[pad]]) for k, v in _hp_arrays(brs).items()}
+            seeds = np.asarray([r.seed for r in brs] + [brs[0].seed] * (Rp - R), np.int32)
+            carry = _init_carry(task, key, seeds, n_train)
+            masks = _reg_masks(task.init(jax.random.key(0)))
+            if mesh is not None:
+                rs = _sharding.replica_sharding(mesh)
+                carry = jax.device_put(carry, rs)
+                hp = jax.device_put(hp, rs)
+            else:
+                hp = jax.tree.map(jnp.asarray, hp)
+            program = jax.jit(_make_program(task, plan, masks), donate_argnums=(0,))
+            n_rows = plan.chunks * plan.periods_per_chunk
+            history = np.full((n_rows, Rp, len(METRICS)), np.nan, np.float32)
+            start_chunk, wall = 0, 0.0
+            ckpt = None
+            if root is not None:
+                ckpt = BucketCheckpointer(root / f"bucket_{b:03d}")
+                last = ckpt.latest()
+                if last is not None:
+                    tree = ckpt.restore(last, {"carry": carry, "history": history, "wall": np.float64(0)})
+                    carry, history, wall = tree["carry"], np.asarray(tree["history"]), float(tree["wall"])
+                    start_chunk = int(last)
+            if bar is not None:
+                bar.set_description(f"bucket {b + 1}/{len(plans)} (B={plan.batch_size}, {R} runs)")
+                bar.update(min(plan.total_steps, start_chunk * plan.periods_per_chunk * plan.cadence))
+            for ch in range(start_chunk, plan.chunks):
+                t0 = time.perf_counter()
+                first = ch * plan.periods_per_chunk
+                carry, ms = program(carry, hp, data, jnp.int32(first))
+                ms = _to_host(ms)
+                wall += time.perf_counter() - t0
+                history[first : first + plan.periods_per_chunk] = ms
+                if ckpt is not None:
+                    ckpt.save(ch + 1, {"carry": carry, "history": history, "wall": np.float64(wall)})
+                if bar is not None:
+                    done_before = first * plan.cadence
+                    done_after = min(plan.total_steps, (first + plan.periods_per_chunk) * plan.cadence)
+                    bar.update(max(0, done_after - max(done_before, 0)))
+            if ckpt is not None:
+                ckpt.close()
+            final = jax.tree.map(lambda a: _to_host(a)[:R], carry["params"])
+            mstate = jax.tree.map(lambda a: _to_host(a)[:R], carry["mstate"])
+            alive = _to_host(carry["alive"])[:R]
+            div_step = _to_host(carry["div_step"])[:R]
+            finals[b], states[b] = final, mstate
+            steps_at = np.minimum((np.arange(plan.periods) + 1) * plan.cadence, plan.total_steps)
+            hist = history[: plan.periods, :R]
+            for i, rid in enumerate(ids):
+                where[rid] = (b, i)
+                r = runs[rid]
+                last_m = dict(zip(METRICS, hist[-1, i].tolist()))
+                rows.append(
+                    {
+                        "run_id": rid,
+                        "bucket": b,
+                        **{k: v for k, v in r.as_dict().items()},
+                        "lr_effective": r.effective_lr,
+                        "steps": plan.total_steps,
+                        "epochs": plan.total_steps / plan.steps_per_epoch,
+                        **last_m,
+                        "diverged": bool(not alive[i]),
+                        "diverged_step": int(div_step[i]),
+                        "wall_time_s": wall / R,
+                        "bucket_wall_time_s": wall,
+                    }
+                )
+                for j, m in enumerate(METRICS):
+                    traj.append(
+                        pd.DataFrame(
+                            {
+                                "run_id": rid,
+                                "step": steps_at,
+                                "epoch": steps_at / plan.steps_per_epoch,
+                                "metric": m,
+                                "value": hist[:, i, j].astype(np.float64),
+                            }
+                        )
+                    )
+    finally:
+        if bar is not None:
+            bar.close()
+
+    runs_df = pd.DataFrame(rows).sort_values("run_id").reset_index(drop=True)
+    runs_df = runs_df.rename(columns={"optimizer": "optimizer"})
+    traj_df = (
+        pd.concat(traj, ignore_index=True)
+        if traj
+        else pd.DataFrame(columns=["run_id", "step", "epoch", "metric", "value"])
+    )
+    traj_df = traj_df.sort_values(["run_id", "metric", "step"], kind="stable").reset_index(drop=True)
+    return SweepResult(
+        task=task,
+        runs=runs_df,
+        trajectories=traj_df,
+        interventions=tuple(runs),
+        key=key,
+        _final=finals,
+        _states=states,
+        _where=where,
+    )
