@@ -66,6 +66,7 @@ __all__ = [
     "PAPER_BATCH_SIZES",
     "PAPER_SEEDS",
     "load_config",
+    "preset",
 ]
 
 #: Datasets that need no files: ``hgcnet study`` with no arguments uses one of them.
@@ -179,17 +180,22 @@ class DataConfig:
             ``"cora"``, ``"citeseer"``, ``"pubmed"`` …).
         root: folder with the dataset files (``None``: the loader's search order —
             ``HGCNET_DATA_DIR``, system folders, cache).
+        split: the loader's split name (``None``: its default; ``"full"`` for Planetoid graphs
+            gives a 60/20/20 split, needed for batch sizes beyond the public split's 140 nodes).
         options: extra keyword arguments of the loader (e.g. ``num_nodes`` for CSBM).
     """
 
     name: str = "csbm"
     root: str | None = None
+    split: str | None = None
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         _check_str("data.name", self.name)
         if self.root is not None:
             _check_str("data.root", self.root)
+        if self.split is not None:
+            _check_str("data.split", self.split)
         object.__setattr__(self, "options", _check_options("data.options", self.options))
 
 
@@ -209,15 +215,22 @@ class ModelConfig:
 class TrainConfig:
     """The intervention grid and the training budget of every run.
 
+    The fields mirror :class:`hgcnet_jax.train.Intervention` and
+    :class:`hgcnet_jax.train.Budget` (see their docstrings for the update rules).
+
     Attributes:
         batch_sizes: the interventions ``do(B = b)``; at least two distinct sizes.
         seeds: number of seeds per batch size (runs use seeds ``0 … seeds-1``).
-        epochs: passes over the training examples per run.
-        lr: learning rate (the same for every batch size unless ``lr_scaling`` says otherwise).
-        optimizer: ``"sgd"`` or ``"adam"``.
-        momentum: SGD momentum.
-        weight_decay: L2 coefficient.
-        lr_scaling: ``"none"`` (fixed lr), ``"linear"`` or ``"sqrt"`` in the batch size.
+        epochs: passes over the training examples per run (equal-epoch budget: every
+            batch size sees the same data, small batches take more steps).
+        lr: base learning rate.
+        optimizer: ``"sgd"``, ``"momentum"`` or ``"adam"``.
+        momentum: momentum of ``"momentum"`` (``None``: the engine's default, 0.9).
+        weight_decay: decoupled weight decay.
+        l2: coupled L2 coefficient (Kipf & Welling's ``weight_decay``).
+        reg_scope: parameters the regularisers act on: ``"all"``, ``"weights"``, ``"first_layer"``.
+        lr_scaling: ``"fixed"`` (the same lr for every batch size), ``"linear"`` or ``"sqrt"``
+            relative to the smallest batch size.
     """
 
     batch_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
@@ -225,9 +238,11 @@ class TrainConfig:
     epochs: int = 20
     lr: float = 0.05
     optimizer: str = "sgd"
-    momentum: float = 0.0
-    weight_decay: float = 5e-4
-    lr_scaling: str = "none"
+    momentum: float | None = None
+    weight_decay: float = 0.0
+    l2: float = 5e-4
+    reg_scope: str = "all"
+    lr_scaling: str = "fixed"
 
     def __post_init__(self):
         bs = self.batch_sizes
@@ -242,10 +257,17 @@ class TrainConfig:
         _check_int("train.seeds", self.seeds, minimum=2)
         _check_int("train.epochs", self.epochs, minimum=1)
         object.__setattr__(self, "lr", _check_float("train.lr", self.lr, positive=True))
-        _check_str("train.optimizer", self.optimizer, choices=("sgd", "adam"))
-        object.__setattr__(self, "momentum", _check_float("train.momentum", self.momentum, minimum=0.0, maximum=0.999))
+        _check_str("train.optimizer", self.optimizer, choices=("sgd", "momentum", "adam"))
+        if self.momentum is not None:
+            m = _check_float("train.momentum", self.momentum, minimum=0.0, maximum=0.999)
+            if self.optimizer != "momentum" and m != 0.0:
+                raise ConfigError("train.momentum", f"is only used with optimizer = 'momentum' (optimizer is "
+                                  f"{self.optimizer!r}); set train.optimizer = 'momentum' or drop train.momentum")
+            object.__setattr__(self, "momentum", m)
         object.__setattr__(self, "weight_decay", _check_float("train.weight_decay", self.weight_decay, minimum=0.0))
-        _check_str("train.lr_scaling", self.lr_scaling, choices=("none", "linear", "sqrt"))
+        object.__setattr__(self, "l2", _check_float("train.l2", self.l2, minimum=0.0))
+        _check_str("train.reg_scope", self.reg_scope, choices=("all", "weights", "first_layer"))
+        _check_str("train.lr_scaling", self.lr_scaling, choices=("fixed", "linear", "sqrt"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -505,3 +527,28 @@ def load_config(path: str | os.PathLike) -> StudyConfig:
     else:
         raise ConfigError("<file>", f"{path}: unknown config format {suffix!r}; use .toml, .yaml or .yml")
     return StudyConfig.from_dict(mapping)
+
+
+_PLANETOID = ("cora", "citeseer", "pubmed")
+
+
+def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
+    """Dotted-name updates of a named preset, for :meth:`StudyConfig.override`.
+
+    ``"quick"`` is the embedded demo that runs end to end within minutes on a
+    2-core CPU; ``"paper"`` is the paper's grid (batch sizes 16 … 512, 10 seeds;
+    Planetoid graphs use the ``"full"`` 60/20/20 split so that B = 512 fits in the
+    training set).
+
+    Raises:
+        ConfigError: unknown preset name (field ``preset``).
+    """
+    if name == "quick":
+        return {"data.name": dataset, "train.batch_sizes": [16, 32, 64, 128, 256], "train.seeds": 4}
+    if name == "paper":
+        out: dict[str, Any] = {"data.name": dataset, "train.batch_sizes": list(PAPER_BATCH_SIZES),
+                               "train.seeds": PAPER_SEEDS}
+        if dataset in _PLANETOID:
+            out["data.split"] = "full"
+        return out
+    raise ConfigError("preset", f"must be 'quick' or 'paper', got {name!r}")

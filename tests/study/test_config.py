@@ -43,6 +43,8 @@ def test_yaml_file_is_read_with_safe_load(tmp_path):
         ({"train.batch_sizes": [16, 16, 32]}, "train.batch_sizes"),
         ({"train.batch_sizes": [16, 0]}, "train.batch_sizes[1]"),
         ({"train.optimizer": "adamw"}, "train.optimizer"),
+        ({"train.momentum": 0.9}, "train.momentum"),
+        ({"train.lr_scaling": "none"}, "train.lr_scaling"),
         ({"train.seeds": 1}, "train.seeds"),
         ({"mediators.noise": "sharp_lambda_max"}, "mediators.noise"),
         ({"causal.method": "hmc"}, "causal.method"),
