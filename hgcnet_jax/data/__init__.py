@@ -37,20 +37,20 @@ from hgcnet_jax.data.text import (
 )
 
 __all__ = [
-    "Dataset",
-    "load",
-    "available",
-    "Tokenizer",
-    "make_csbm",
-    "stratified_split",
-    "carve_validation",
-    "read_idx",
-    "cache_dir",
-    "DatasetNotFoundError",
     "ChecksumError",
     "CorruptFileError",
-    "UnsafePickleError",
+    "Dataset",
+    "DatasetNotFoundError",
     "DownloadError",
+    "Tokenizer",
+    "UnsafePickleError",
+    "available",
+    "cache_dir",
+    "carve_validation",
+    "load",
+    "make_csbm",
+    "read_idx",
+    "stratified_split",
 ]
 
 
@@ -58,7 +58,9 @@ def _planetoid(name: str) -> Callable[..., Dataset]:
     def loader(**kwargs: Any) -> Dataset:
         return load_planetoid(name, **kwargs)
 
-    loader.__signature__ = inspect.signature(load_planetoid).replace(  # type: ignore[attr-defined]
+    loader.__signature__ = inspect.signature(
+        load_planetoid
+    ).replace(  # type: ignore[attr-defined]
         parameters=list(inspect.signature(load_planetoid).parameters.values())[1:]
     )
     loader.__doc__ = load_planetoid.__doc__

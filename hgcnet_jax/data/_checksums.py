@@ -13,7 +13,7 @@ import dataclasses
 import types
 from collections.abc import Mapping
 
-__all__ = ["KnownFile", "KNOWN_FILES", "PLANETOID_URL", "FASHION_MNIST_URL", "SYSTEM_DIRS"]
+__all__ = ["FASHION_MNIST_URL", "KNOWN_FILES", "PLANETOID_URL", "SYSTEM_DIRS", "KnownFile"]
 
 PLANETOID_URL = "https://github.com/kimiyoung/planetoid/raw/master/data"
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"

@@ -35,7 +35,7 @@ from hgcnet_jax._io import atomic_write, sha256_file
 from hgcnet_jax.data._checksums import KNOWN_FILES, SYSTEM_DIRS, KnownFile
 from hgcnet_jax.data.errors import ChecksumError, DatasetNotFoundError, DownloadError
 
-__all__ = ["ENV_DATA_DIR", "ENV_DATA_URL", "cache_dir", "fetch", "known_file", "check_checksums"]
+__all__ = ["ENV_DATA_DIR", "ENV_DATA_URL", "cache_dir", "check_checksums", "fetch", "known_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def _download(url: str, dest: Path, expected: str, *, timeout: float) -> Path:
     """Stream ``url`` into ``dest`` atomically, verifying SHA-256 before the rename."""
     logger.info("downloading %s -> %s", url, dest)
     try:
-        response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - scheme checked by the caller
+        response = urllib.request.urlopen(url, timeout=timeout)
     except urllib.error.HTTPError as e:
         raise DownloadError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as e:

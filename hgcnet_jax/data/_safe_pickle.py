@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from hgcnet_jax.data.errors import CorruptFileError, UnsafePickleError
 
-__all__ = ["safe_load", "allowed_globals"]
+__all__ = ["allowed_globals", "safe_load"]
 
 
 def _reconstruct() -> Any:
@@ -124,5 +124,6 @@ def safe_load(path: str | Path) -> Any:
             raise
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
             raise CorruptFileError(
-                f"{path}: truncated or not a valid pickle ({type(e).__name__}: {e}); delete it and obtain the file again"
+                f"{path}: truncated or not a valid pickle ({type(e).__name__}: {e}); "
+                "delete it and obtain the file again"
             ) from None

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from jaxtyping import Float, Int
 
-__all__ = ["Dataset", "KINDS", "SPLIT_NAMES", "stratified_split", "carve_validation"]
+__all__ = ["KINDS", "SPLIT_NAMES", "Dataset", "carve_validation", "stratified_split"]
 
 KINDS = ("node", "image", "text", "tabular")
 SPLIT_NAMES = ("train", "val", "test")
@@ -76,9 +76,7 @@ class Dataset:
             raise TypeError(f"Dataset.x must be a numpy array, got {type(x).__name__}")
         want_ndim = _NDIM[self.kind]
         if x.ndim != want_ndim:
-            raise ValueError(
-                f"Dataset.x for kind {self.kind!r} must have {want_ndim} dimensions, got shape {x.shape}"
-            )
+            raise ValueError(f"Dataset.x for kind {self.kind!r} must have {want_ndim} dimensions, got shape {x.shape}")
         want_dtype = np.int32 if self.kind == "text" else np.float32
         if x.dtype != want_dtype:
             raise ValueError(f"Dataset.x for kind {self.kind!r} must be {np.dtype(want_dtype)}, got {x.dtype}")
@@ -95,8 +93,7 @@ class Dataset:
             )
         if n and (y.min() < -1 or y.max() >= self.num_classes):
             raise ValueError(
-                f"Dataset.y must lie in [-1, {self.num_classes}) (-1 = unlabelled), "
-                f"got range [{y.min()}, {y.max()}]"
+                f"Dataset.y must lie in [-1, {self.num_classes}) (-1 = unlabelled), got range [{y.min()}, {y.max()}]"
             )
         if not isinstance(self.splits, Mapping) or set(self.splits) != set(SPLIT_NAMES):
             raise ValueError(
@@ -282,9 +279,7 @@ def _stratified(
         parts["train"].append(members[:n_train])
         parts["val"].append(members[n_train : n_train + n_val])
         parts["test"].append(members[n_train + n_val :])
-    return {
-        k: np.sort(np.concatenate(v)).astype(np.int32) if v else np.zeros(0, np.int32) for k, v in parts.items()
-    }
+    return {k: np.sort(np.concatenate(v)).astype(np.int32) if v else np.zeros(0, np.int32) for k, v in parts.items()}
 
 
 def carve_validation(

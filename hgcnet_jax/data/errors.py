@@ -11,11 +11,11 @@ from __future__ import annotations
 import pickle
 
 __all__ = [
-    "DatasetNotFoundError",
     "ChecksumError",
     "CorruptFileError",
-    "UnsafePickleError",
+    "DatasetNotFoundError",
     "DownloadError",
+    "UnsafePickleError",
 ]
 
 

@@ -15,7 +15,7 @@ from hgcnet_jax.data._fetch import fetch
 from hgcnet_jax.data.base import Dataset, _check_fractions, _check_seed, carve_validation, stratified_split
 from hgcnet_jax.data.errors import CorruptFileError
 
-__all__ = ["read_idx", "load_fashion_mnist", "load_digits", "FASHION_MNIST_CLASSES"]
+__all__ = ["FASHION_MNIST_CLASSES", "load_digits", "load_fashion_mnist", "read_idx"]
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
@@ -44,7 +44,7 @@ _HOW = (
 )
 
 
-def read_idx(path: str | os.PathLike) -> UInt8[np.ndarray, "..."]:
+def read_idx(path: str | os.PathLike) -> UInt8[np.ndarray, ...]:
     """Decode a gzip-compressed IDX file of unsigned bytes (the MNIST format).
 
     The header is two zero bytes, a type code (``0x08`` = uint8), the number of

@@ -30,7 +30,7 @@ from hgcnet_jax.data._safe_pickle import safe_load
 from hgcnet_jax.data.base import Dataset, _check_fractions, _check_seed, as_float_features, stratified_split
 from hgcnet_jax.data.errors import CorruptFileError
 
-__all__ = ["load_planetoid", "PLANETOID_NAMES", "PLANETOID_SPLITS"]
+__all__ = ["PLANETOID_NAMES", "PLANETOID_SPLITS", "load_planetoid"]
 
 PLANETOID_NAMES = ("cora", "citeseer", "pubmed")
 PLANETOID_SPLITS = ("public", "full")
@@ -215,4 +215,6 @@ def load_planetoid(
         "normalize_features": bool(normalize_features),
         "licence": "MIT (Planetoid, Yang et al. 2016)",
     }
-    return Dataset(name=name, kind="node", x=x, y=y, num_classes=int(num_classes), splits=splits, graph=graph, meta=meta)
+    return Dataset(
+        name=name, kind="node", x=x, y=y, num_classes=int(num_classes), splits=splits, graph=graph, meta=meta
+    )

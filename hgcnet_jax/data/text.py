@@ -29,13 +29,13 @@ from hgcnet_jax.data.base import Dataset, _check_seed, carve_validation
 from hgcnet_jax.data.errors import CorruptFileError, DatasetNotFoundError
 
 __all__ = [
-    "Tokenizer",
+    "NEWSGROUPS_MED_AGAINST",
     "PAD_ID",
     "UNK_ID",
+    "Tokenizer",
     "load_amazon_reviews",
     "load_newsgroups",
     "load_newsgroups_med",
-    "NEWSGROUPS_MED_AGAINST",
 ]
 
 PAD_ID = 0
@@ -82,9 +82,7 @@ class Tokenizer:
         return _WORD.findall(text)
 
     @classmethod
-    def fit(
-        cls, texts: Iterable[str], *, max_len: int = 256, max_vocab: int = 20_000, min_count: int = 2
-    ) -> Tokenizer:
+    def fit(cls, texts: Iterable[str], *, max_len: int = 256, max_vocab: int = 20_000, min_count: int = 2) -> Tokenizer:
         """Build the vocabulary from ``texts`` (pass the training split only).
 
         Args:
@@ -107,9 +105,7 @@ class Tokenizer:
         )
 
     @classmethod
-    def _fit_tokens(
-        cls, docs: Iterable[list[str]], *, max_len: int, max_vocab: int, min_count: int
-    ) -> Tokenizer:
+    def _fit_tokens(cls, docs: Iterable[list[str]], *, max_len: int, max_vocab: int, min_count: int) -> Tokenizer:
         if isinstance(max_vocab, bool) or not isinstance(max_vocab, int) or max_vocab < _RESERVED + 1:
             raise ValueError(f"max_vocab must be an int >= {_RESERVED + 1} (pad, unknown, one word), got {max_vocab!r}")
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:

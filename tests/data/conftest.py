@@ -37,13 +37,11 @@ def _serve(handler: type, directory: Path) -> Iterator[tuple[str, list[str]]]:
     requests: list[str] = []
 
     class Counting(handler):  # type: ignore[misc, valid-type]
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             requests.append(self.path)
             super().do_GET()
 
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Counting, directory=str(directory))
-    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Counting, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -70,7 +68,7 @@ def serve_corrupt() -> Callable:
 
     def start(directory: Path):
         class Corrupting(_QuietHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 path = Path(self.translate_path(self.path))
                 if not path.is_file():
                     self.send_error(404)

@@ -8,8 +8,7 @@ import socket
 import numpy as np
 import pytest
 
-from hgcnet_jax.data import ChecksumError, DatasetNotFoundError, cache_dir, load
-from hgcnet_jax.data import _fetch
+from hgcnet_jax.data import ChecksumError, DatasetNotFoundError, _fetch, cache_dir, load
 from hgcnet_jax.data._checksums import KNOWN_FILES
 
 CORA = [f"ind.cora.{e}" for e in ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")]
@@ -75,7 +74,7 @@ def test_missing_files_list_every_place_and_how_to_obtain(isolated, tmp_path):
 
 
 def test_amazon_has_no_canonical_url(isolated):
-    with pytest.raises(DatasetNotFoundError, match="no canonical download URL.*HGCNET_DATA_URL"):
+    with pytest.raises(DatasetNotFoundError, match=r"no canonical download URL.*HGCNET_DATA_URL"):
         load("amazon_reviews")
 
 
@@ -115,16 +114,17 @@ def test_unreachable_server(isolated):
     with socket.socket() as s:  # a port that was free a moment ago: nobody listens there
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(DatasetNotFoundError, match=rf"could not download http://127\.0\.0\.1:{port}/planetoid/ind\.cora"):
+    with pytest.raises(
+        DatasetNotFoundError, match=rf"could not download http://127\.0\.0\.1:{port}/planetoid/ind\.cora"
+    ):
         load("cora", base_url=f"http://127.0.0.1:{port}")
     assert _files_under(isolated) == []
 
 
 def test_http_error_is_reported(isolated, serve, tmp_path):
     (tmp_path / "empty").mkdir()
-    with serve(tmp_path / "empty") as (url, _):
-        with pytest.raises(DatasetNotFoundError, match="404"):
-            load("cora", base_url=url)
+    with serve(tmp_path / "empty") as (url, _), pytest.raises(DatasetNotFoundError, match="404"):
+        load("cora", base_url=url)
     assert _files_under(isolated) == []
 
 

@@ -19,7 +19,7 @@ def fashion(data_dir):
 def test_fashion_mnist_counts(fashion):
     assert fashion.kind == "image" and fashion.num_classes == 10
     assert fashion.x.shape == (70000, 28, 28, 1) and fashion.x.dtype == np.float32
-    assert 0.0 <= fashion.x.min() and fashion.x.max() <= 1.0
+    assert fashion.x.min() >= 0.0 and fashion.x.max() <= 1.0
     np.testing.assert_array_equal(fashion.train_idx, np.arange(60000))
     np.testing.assert_array_equal(fashion.test_idx, np.arange(60000, 70000))
     assert fashion.val_idx.size == 0

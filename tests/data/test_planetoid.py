@@ -180,3 +180,47 @@ def test_inconsistent_files_are_named(tmp_path, isolated, fake_planetoid):
     (tmp_path / "ind.pubmed.test.index").write_text("9\nsix\n7\n10\n11\n")
     with pytest.raises(CorruptFileError, match=r"ind\.pubmed\.test\.index"):
         load("pubmed", root=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["cora", "citeseer"])
+def test_matches_the_kipf_welling_construction(data_dir, name, cora, citeseer):
+    """Independent reference: Kipf & Welling's preprocessing (gcn/utils.py) of the same objects."""
+    import scipy.sparse as sp
+
+    from hgcnet_jax.data._safe_pickle import safe_load
+
+    ds = {"cora": cora, "citeseer": citeseer}[name]
+    raw = {
+        ext: safe_load(data_dir / "planetoid" / f"ind.{name}.{ext}")
+        for ext in ("x", "y", "tx", "ty", "allx", "ally", "graph")
+    }
+    test_idx_reorder = [int(t) for t in (data_dir / "planetoid" / f"ind.{name}.test.index").read_text().split()]
+    test_idx_range = np.sort(test_idx_reorder)
+    tx, ty = raw["tx"], raw["ty"]
+    if name == "citeseer":
+        full = range(min(test_idx_reorder), max(test_idx_reorder) + 1)
+        tx_ext = sp.lil_matrix((len(full), tx.shape[1]))
+        tx_ext[test_idx_range - min(test_idx_range), :] = tx
+        tx = tx_ext
+        ty_ext = np.zeros((len(full), ty.shape[1]))
+        ty_ext[test_idx_range - min(test_idx_range), :] = ty
+        ty = ty_ext
+    features = sp.vstack((raw["allx"], tx)).tolil()
+    features[test_idx_reorder, :] = features[test_idx_range, :]
+    labels = np.vstack((raw["ally"], ty))
+    labels[test_idx_reorder, :] = labels[test_idx_range, :]
+    np.testing.assert_array_equal(ds.x, features.toarray().astype(np.float32))
+    ref_y = np.where(labels.sum(1) > 0, labels.argmax(1), -1)
+    np.testing.assert_array_equal(ds.y, ref_y)
+    adj = sp.coo_matrix(
+        (
+            np.ones(sum(len(v) for v in raw["graph"].values())),
+            ([k for k, v in raw["graph"].items() for _ in v], [u for v in raw["graph"].values() for u in v]),
+        ),
+        shape=(ds.x.shape[0],) * 2,
+    ).tocsr()
+    adj = ((adj + adj.T) > 0).astype(np.int8).tolil()
+    adj.setdiag(0)
+    adj = adj.tocoo()
+    ref = set(zip(adj.row[adj.data > 0].tolist(), adj.col[adj.data > 0].tolist(), strict=True))
+    assert ref == set(zip(ds.graph.senders.tolist(), ds.graph.receivers.tolist(), strict=True))
