@@ -196,11 +196,11 @@ def _check_graph(graph: Any, n: int) -> None:
         raise ValueError(f"Dataset.graph has node indices outside [0, {n})")
     if np.any(s == r):
         raise ValueError("Dataset.graph must have no self-loops (models add their own)")
-    fwd = s.astype(np.int64) * n + r
-    bwd = r.astype(np.int64) * n + s
-    if np.unique(fwd).size != fwd.size:
+    fwd = np.sort(s.astype(np.int64) * n + r)
+    bwd = np.sort(r.astype(np.int64) * n + s)
+    if np.any(fwd[1:] == fwd[:-1]):
         raise ValueError("Dataset.graph has repeated edges")
-    if not np.array_equal(np.sort(fwd), np.sort(bwd)):
+    if not np.array_equal(fwd, bwd):
         raise ValueError("Dataset.graph must be symmetric: every edge (i, j) needs its reverse (j, i)")
     if graph.edges is not None:
         raise ValueError("Dataset.graph.edges must be None (the graphs carry no edge features)")
@@ -208,6 +208,14 @@ def _check_graph(graph: Any, n: int) -> None:
         raise ValueError(f"Dataset.graph must hold one graph: n_node == [{n}] and n_edge == [{s.size}]")
     if getattr(graph.nodes, "shape", (None,))[0] != n:
         raise ValueError("Dataset.graph.nodes must be Dataset.x")
+
+
+def sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique`` for integer arrays by sort-and-compare (NumPy 2's hash-based unique is slow on millions)."""
+    a = np.sort(a, kind="stable")
+    if a.size:
+        a = a[np.concatenate(([True], a[1:] != a[:-1]))]
+    return a
 
 
 def _check_fractions(fractions: Sequence[float], argname: str = "fractions") -> tuple[float, float, float]:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import jraph
 import numpy as np
 
-from hgcnet_jax.data.base import Dataset, _check_fractions, _check_seed, stratified_split
+from hgcnet_jax.data.base import Dataset, _check_fractions, _check_seed, sorted_unique, stratified_split
 
 __all__ = ["make_csbm"]
 
@@ -140,7 +140,7 @@ def make_csbm(
             recv.append(mb[k % mb.size])
     s = np.concatenate(send)
     r = np.concatenate(recv)
-    codes = np.unique(np.concatenate([s * n + r, r * n + s]))
+    codes = sorted_unique(np.concatenate([s * n + r, r * n + s]))
     senders = (codes // n).astype(np.int32)
     receivers = (codes % n).astype(np.int32)
 

@@ -27,7 +27,14 @@ import numpy as np
 from hgcnet_jax.data._checksums import PLANETOID_EXTS
 from hgcnet_jax.data._fetch import fetch
 from hgcnet_jax.data._safe_pickle import safe_load
-from hgcnet_jax.data.base import Dataset, _check_fractions, _check_seed, as_float_features, stratified_split
+from hgcnet_jax.data.base import (
+    Dataset,
+    _check_fractions,
+    _check_seed,
+    as_float_features,
+    sorted_unique,
+    stratified_split,
+)
 from hgcnet_jax.data.errors import CorruptFileError
 
 __all__ = ["PLANETOID_NAMES", "PLANETOID_SPLITS", "load_planetoid"]
@@ -89,7 +96,7 @@ def _edges(adj: Any, n: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
     s = np.concatenate([src, dst])
     r = np.concatenate([dst, src])
     keep = s != r
-    codes = np.unique(s[keep] * n + r[keep])
+    codes = sorted_unique(s[keep] * n + r[keep])
     return (codes // n).astype(np.int32), (codes % n).astype(np.int32)
 
 

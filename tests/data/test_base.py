@@ -151,3 +151,11 @@ def test_options_are_checked_per_dataset():
         load("digits", root="/tmp")
     with pytest.raises(ValueError, match="split must be 'random'"):
         load("digits", split="public")
+
+
+def test_sorted_unique_matches_numpy():
+    from hgcnet_jax.data.base import sorted_unique
+
+    a = np.random.default_rng(0).integers(-50, 50, size=1000)
+    np.testing.assert_array_equal(sorted_unique(a), np.unique(a))
+    assert sorted_unique(np.zeros(0, np.int64)).size == 0
