@@ -145,6 +145,13 @@ class Dataset:
                 ),
             )
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # The read-only mappings are not picklable; rebuild (and re-validate) from plain dicts.
+        return (
+            Dataset,
+            (self.name, self.kind, self.x, self.y, self.num_classes, dict(self.splits), self.graph, dict(self.meta)),
+        )
+
     @property
     def train_idx(self) -> Int[np.ndarray, " m"]:
         """Sorted int32 indices of the training examples."""

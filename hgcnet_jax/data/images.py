@@ -183,6 +183,8 @@ def load_digits(
         raise ValueError(f"digits: split must be 'random', got {split!r}")
     seed = _check_seed(seed)
     f = _check_fractions(fractions)
+    if not isinstance(flatten, bool):
+        raise TypeError(f"flatten must be True or False, got {flatten!r}")
     from sklearn.datasets import load_digits as _sk_load_digits
 
     bunch = _sk_load_digits()

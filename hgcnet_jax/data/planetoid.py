@@ -144,6 +144,8 @@ def load_planetoid(
         raise ValueError(f"{name}: split must be one of {PLANETOID_SPLITS}, got {split!r}")
     seed = _check_seed(seed)
     f = _check_fractions(fractions)
+    if not isinstance(normalize_features, bool):
+        raise TypeError(f"normalize_features must be True or False, got {normalize_features!r}")
     files = [f"ind.{name}.{ext}" for ext in PLANETOID_EXTS]
     paths = fetch(
         files,

@@ -159,3 +159,18 @@ def test_sorted_unique_matches_numpy():
     a = np.random.default_rng(0).integers(-50, 50, size=1000)
     np.testing.assert_array_equal(sorted_unique(a), np.unique(a))
     assert sorted_unique(np.zeros(0, np.int64)).size == 0
+
+
+def test_pickle_and_deepcopy_round_trip(tiny_graph):
+    import copy
+    import pickle
+
+    for ds in (_tabular(meta={"a": 1}), tiny_graph):
+        for clone in (pickle.loads(pickle.dumps(ds)), copy.deepcopy(ds)):
+            assert clone.name == ds.name and clone.kind == ds.kind and clone.num_classes == ds.num_classes
+            np.testing.assert_array_equal(clone.x, ds.x)
+            assert all(np.array_equal(clone.splits[k], ds.splits[k]) for k in ds.splits)
+            assert set(clone.meta) == set(ds.meta)
+            if ds.graph is not None:
+                np.testing.assert_array_equal(clone.graph.senders, ds.graph.senders)
+                assert clone.graph.nodes is clone.x or np.shares_memory(clone.graph.nodes, clone.x)

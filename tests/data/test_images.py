@@ -94,3 +94,5 @@ def test_digits_flat_and_seeded():
     np.testing.assert_array_equal(flat.x, img.x.reshape(1797, 64))
     np.testing.assert_array_equal(flat.train_idx, img.train_idx)
     assert not np.array_equal(load("digits", seed=6).train_idx, img.train_idx)
+    with pytest.raises(TypeError, match="flatten"):
+        load("digits", flatten=1)

@@ -127,6 +127,8 @@ def test_bad_split_and_fractions(data_dir):
         load("cora", root=data_dir, split="random")
     with pytest.raises(ValueError, match="fractions"):
         load("cora", root=data_dir, split="full", fractions=(0.6, 0.6, 0.2))
+    with pytest.raises(TypeError, match="normalize_features"):
+        load("cora", root=data_dir, normalize_features="yes")
 
 
 def test_pubmed_code_path_with_user_files(tmp_path, isolated, fake_planetoid):
