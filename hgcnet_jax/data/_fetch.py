@@ -22,6 +22,7 @@ failed or corrupt download leaves nothing in the cache.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import re
@@ -135,18 +136,28 @@ def _download(url: str, dest: Path, expected: str, *, timeout: float) -> Path:
         raise DownloadError(f"could not download {url}: {reason}") from None
     with response:
         h = hashlib.sha256()
+        length = response.headers.get("Content-Length")
         try:
             with atomic_write(dest, "wb") as f:
+                received = 0
                 while chunk := response.read(_CHUNK):
                     h.update(chunk)
                     f.write(chunk)
+                    received += len(chunk)
+                if length is not None and length.isdigit() and received != int(length):
+                    raise DownloadError(
+                        f"download of {url} was interrupted after {received} of {length} bytes; "
+                        "nothing was kept in the cache"
+                    )
                 actual = h.hexdigest()
                 if actual != expected:
                     raise ChecksumError(
                         f"download of {dest.name} from {url} has SHA-256 {actual}, expected {expected}: "
                         "the server sent a corrupt or different file; nothing was kept in the cache"
                     )
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        except (OSError, http.client.HTTPException) as e:
+            if isinstance(e, DownloadError):
+                raise
             raise DownloadError(f"download of {url} was interrupted: {e}; nothing was kept in the cache") from None
     return dest
 

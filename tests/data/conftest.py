@@ -85,6 +85,26 @@ def serve_corrupt() -> Callable:
     return start
 
 
+@pytest.fixture
+def serve_truncated() -> Callable:
+    """``with serve_truncated(folder) as (url, requests):`` announces each file's full length, sends half."""
+
+    def start(directory: Path):
+        class Truncating(_QuietHandler):
+            def do_GET(self):  # noqa: N802
+                path = Path(self.translate_path(self.path))
+                body = path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.close_connection = True
+
+        return _serve(Truncating, directory)
+
+    return start
+
+
 def write_fake_planetoid(folder: Path, name: str = "pubmed", protocol: int = 2) -> dict:
     """Write a tiny, valid ``ind.<name>.*`` set (12 nodes, 4 features, 3 classes, one test-id gap).
 

@@ -110,6 +110,13 @@ def test_corrupt_download_leaves_nothing(isolated, serve_corrupt, data_dir):
     assert _files_under(isolated) == []  # not even a temporary file
 
 
+def test_interrupted_download_leaves_nothing(isolated, serve_truncated, data_dir):
+    with serve_truncated(data_dir) as (url, _):
+        with pytest.raises(DatasetNotFoundError, match=r"interrupted after \d+ of \d+ bytes"):
+            load("cora", base_url=url)
+    assert _files_under(isolated) == []
+
+
 def test_unreachable_server(isolated):
     with socket.socket() as s:  # a port that was free a moment ago: nobody listens there
         s.bind(("127.0.0.1", 0))
