@@ -169,15 +169,19 @@ def test_newsgroups_without_local_copy_uses_scikit_learns_download(isolated, mon
 
     def fake_fetch(**kwargs):
         calls.append(kwargs)
-        n = 4 if kwargs["subset"] == "train" else 2
-        return Bunch(data=[f"post {i} about sci.med" for i in range(n)], target=np.arange(n) % 20, target_names=groups)
+        split = ["train"] * 4 + ["test"] * 2
+        return Bunch(
+            data=[f"post {i} about sci.med" for i in range(6)],
+            target=np.arange(6) % 20,
+            target_names=groups,
+            filenames=np.array([f"/x/20news_home/20news-bydate-{s}/g/{i}" for i, s in enumerate(split)]),
+        )
 
     monkeypatch.setattr(sklearn.datasets, "fetch_20newsgroups", fake_fetch)
     ds = load("newsgroups", min_count=1)
-    assert [c["subset"] for c in calls] == ["train", "test"]
-    for c in calls:
-        assert c["data_home"] == str(isolated / "scikit_learn_data")
-        assert c["download_if_missing"] is True and c["shuffle"] is False
+    assert len(calls) == 1  # the fresh cache file is never unpickled: one call returns both subsets
+    assert calls[0]["data_home"] == str(isolated / "scikit_learn_data")
+    assert calls[0]["download_if_missing"] is True and calls[0]["shuffle"] is False and calls[0]["subset"] == "all"
     assert (ds.train_idx.size, ds.test_idx.size) == (4, 2)
     # with download=False the same situation is an error listing the places searched
     with pytest.raises(FileNotFoundError, match=r"(?s)20news-bydate_py3\.pkz not found.*download=False"):
