@@ -30,6 +30,8 @@ from hgcnet_jax.data.errors import (
 from hgcnet_jax.data.images import load_digits, load_fashion_mnist, read_idx
 from hgcnet_jax.data.planetoid import load_planetoid
 from hgcnet_jax.data.text import (
+    PAD_ID,
+    UNK_ID,
     Tokenizer,
     load_amazon_reviews,
     load_newsgroups,
@@ -42,7 +44,9 @@ __all__ = [
     "Dataset",
     "DatasetNotFoundError",
     "DownloadError",
+    "PAD_ID",
     "Tokenizer",
+    "UNK_ID",
     "UnsafePickleError",
     "available",
     "cache_dir",
