@@ -39,14 +39,14 @@ from hgcnet_jax.data.text import (
 )
 
 __all__ = [
+    "PAD_ID",
+    "UNK_ID",
     "ChecksumError",
     "CorruptFileError",
     "Dataset",
     "DatasetNotFoundError",
     "DownloadError",
-    "PAD_ID",
     "Tokenizer",
-    "UNK_ID",
     "UnsafePickleError",
     "available",
     "cache_dir",

@@ -186,3 +186,11 @@ def test_newsgroups_without_local_copy_uses_scikit_learns_download(isolated, mon
     # with download=False the same situation is an error listing the places searched
     with pytest.raises(FileNotFoundError, match=r"(?s)20news-bydate_py3\.pkz not found.*download=False"):
         load("newsgroups", download=False)
+
+
+def test_reserved_ids_are_exported():
+    from hgcnet_jax.data import PAD_ID, UNK_ID
+
+    tok = Tokenizer(vocab=("a",), max_len=3)
+    np.testing.assert_array_equal(tok.encode(["a b"]), [[2, UNK_ID, PAD_ID]])
+    assert (PAD_ID, UNK_ID) == (0, 1)
