@@ -1,0 +1,82 @@
+"""Causal hypergraph engine: NumPyro structural causal models over a causal hypergraph.
+
+From a table of runs (one row per run: batch size, mediators, generalisation and
+covariates) :func:`fit` builds a NumPyro model from a :class:`Hypergraph` spec and
+infers its posterior (NUTS or SVI). Queries wrap that one model in effect handlers
+(``do``, ``condition``, ``substitute``, ``seed``, ``trace``):
+
+>>> import jax
+>>> from hgcnet_jax import causal
+>>> scm = causal.SyntheticSCM()                       # known ground truth
+>>> data = scm.sample(200, key=jax.random.key(0))
+>>> fit = causal.fit(causal.Hypergraph.paper(direct=True), data, key=jax.random.key(1))  # doctest: +SKIP
+>>> causal.ate(fit, "B", 16, 512, "G")                # E[G | do(B=16)] − E[G | do(B=512)]  # doctest: +SKIP
+>>> causal.mediation(fit, "B", 16, 512, "G").table()  # NDE, NIE, path-specific  # doctest: +SKIP
+>>> causal.loo_compare(fit, causal.fit(fit.graph.pairwise(), data, key=jax.random.key(2)))  # doctest: +SKIP
+"""
+
+from .compare import LooComparison, loo_compare
+from .draw import draw
+from .effects import Effect, Mediation, abduct, ate, conditional_ate, interventional_mean, mediation, simulate
+from .frequentist import PermutationResult, permutation_test
+from .hypergraph import ROLES, TRANSFORMS, Edge, Hyperedge, Hypergraph, HypergraphError, Variable
+from .recommend import Recommendation, recommend
+from .refute import REFUTERS, refute
+from .scm import (
+    ConvergenceWarning,
+    DataError,
+    Fit,
+    FitConfig,
+    Layout,
+    Scaling,
+    fit,
+    fit_many,
+    make_model,
+    pointwise_log_likelihood,
+    prepare,
+)
+from .synthetic import SyntheticSCM, TrueEffects
+
+__all__ = [
+    # spec
+    "Hypergraph",
+    "Variable",
+    "Edge",
+    "Hyperedge",
+    "HypergraphError",
+    "ROLES",
+    "TRANSFORMS",
+    "draw",
+    # model and inference
+    "fit",
+    "fit_many",
+    "Fit",
+    "FitConfig",
+    "make_model",
+    "prepare",
+    "Scaling",
+    "Layout",
+    "pointwise_log_likelihood",
+    "DataError",
+    "ConvergenceWarning",
+    # queries
+    "Effect",
+    "Mediation",
+    "interventional_mean",
+    "ate",
+    "mediation",
+    "conditional_ate",
+    "abduct",
+    "simulate",
+    "LooComparison",
+    "loo_compare",
+    "REFUTERS",
+    "refute",
+    "Recommendation",
+    "recommend",
+    "PermutationResult",
+    "permutation_test",
+    # ground truth
+    "SyntheticSCM",
+    "TrueEffects",
+]
