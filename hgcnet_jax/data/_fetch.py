@@ -91,12 +91,19 @@ def _candidates(kf: KnownFile, root: str | os.PathLike | None) -> list[tuple[str
     places: list[tuple[str, Path | None]] = []
     if root is not None:
         r = Path(root).expanduser()
+        if not r.is_dir():
+            raise NotADirectoryError(
+                f"root={str(root)!r} is not a folder: pass the data folder (the one holding {kf.subdir}/) "
+                "or the folder holding the files themselves"
+            )
         places += [("root=", r / kf.subdir / kf.name), ("root=", r / kf.name)]
     else:
         places.append(("root=", None))
     env = os.environ.get(ENV_DATA_DIR)
     if env:
         e = Path(env).expanduser()
+        if not e.is_dir():
+            raise NotADirectoryError(f"{ENV_DATA_DIR}={env!r} is not a folder: point it at a data folder or unset it")
         places += [(ENV_DATA_DIR, e / kf.subdir / kf.name), (ENV_DATA_DIR, e / kf.name)]
     else:
         places.append((ENV_DATA_DIR, None))

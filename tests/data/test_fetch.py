@@ -62,6 +62,7 @@ def test_search_order_root_env_system_cache(isolated, tmp_path, monkeypatch, dat
 
 
 def test_missing_files_list_every_place_and_how_to_obtain(isolated, tmp_path):
+    (tmp_path / "nowhere").mkdir()
     with pytest.raises(DatasetNotFoundError) as e:
         load("cora", root=tmp_path / "nowhere", download=False)
     msg = str(e.value)
@@ -71,6 +72,15 @@ def test_missing_files_list_every_place_and_how_to_obtain(isolated, tmp_path):
     assert str(isolated / "planetoid" / "ind.cora.x") in msg
     assert "download=False" in msg
     assert "github.com/kimiyoung/planetoid" in msg
+
+
+def test_a_root_or_data_dir_that_is_not_a_folder_is_an_error(isolated, tmp_path, monkeypatch):
+    # a typo must not silently fall through to a download
+    with pytest.raises(NotADirectoryError, match=r"root='.*typo' is not a folder"):
+        load("cora", root=tmp_path / "typo")
+    monkeypatch.setenv("HGCNET_DATA_DIR", str(tmp_path / "typo"))
+    with pytest.raises(NotADirectoryError, match=r"HGCNET_DATA_DIR=.*is not a folder"):
+        load("cora")
 
 
 def test_amazon_has_no_canonical_url(isolated):
