@@ -1,0 +1,369 @@
+r"""The iterative pruning procedure, vmapped over seeds, for every method under one budget.
+
+For each seed (all seeds at once, one compiled program per phase):
+
+1. **Pre-train** the dense model (Adam) and keep the checkpoint :math:`\theta_0`.
+2. **Dense reference**: train the dense model from :math:`\theta_0` with the final budget.
+3. For each method and each sparsity level :math:`s_i` of the schedule:
+
+   a. reset the surviving weights to :math:`\theta_0` (``θ0 * mask``);
+   b. score the alive weights:
+      ``granger`` — plain SGD (lr 1e-3) for the pruning steps while recording loss
+      changes and squared updates, then the Lasso (:mod:`hgcnet_jax.prune.granger`);
+      ``magnitude`` — the same SGD steps (no recording), then :math:`|\theta|`;
+      ``random`` — uniform scores;
+   c. keep the budget :math:`(1 - s_i)` of the prunable weights (global or per layer;
+      ``granger_mode="exact"`` instead prunes every γ = 0 and ignores the level);
+   d. **final training** of the masked model from ``θ0 * mask`` (Adam), test accuracy,
+      and optionally :math:`\lambda_{\max}` of the Hessian of the masked loss
+      :math:`\theta \mapsto L(\theta \odot m)` on a fixed test subset.
+
+Masks are applied inside the optimiser, so pruned weights are exactly zero
+throughout. Every level is saved under ``out_dir`` as soon as it is done, and a
+rerun with the same configuration resumes after the last saved level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from hgcnet_jax import _io
+from hgcnet_jax.prune.granger import granger_keep, magnitude_keep, random_keep
+from hgcnet_jax.prune.masks import apply_mask, flatten_prunable, ones_mask, prunable, unflatten_prunable
+from hgcnet_jax.prune.record import Trainer
+
+__all__ = ["PruneConfig", "PruneResult", "run_pruning", "METHODS"]
+
+METHODS = ("granger", "magnitude", "random")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Budgets and settings of one pruning study (the authors' values in brackets).
+
+    Attributes:
+        seeds: seeds, trained together (vmapped).
+        batch_size: minibatch size [512].
+        pretrain_steps: Adam steps of pre-training [10 epochs].
+        prune_steps: plain-SGD steps per pruning iteration, i.e. rows of the Granger
+            regression [10 epochs].
+        final_steps: Adam steps of the final training per level [≤ 200 epochs, early stopping].
+        levels: target sparsities of the successive iterations (increasing, in [0, 1)).
+        train_lr: Adam learning rate of pre-training and final training [5e-4 final].
+        prune_lr: plain SGD learning rate of the pruning steps [1e-3].
+        granger_mode: ``"rank"`` (budgeted) or ``"exact"`` (prune γ = 0).
+        granger_scope, magnitude_scope, random_scope: ``"global"`` or ``"layer"``.
+        alpha, alpha_scale: the Lasso penalty (see :func:`hgcnet_jax.prune.granger_fit`).
+        target: ``"same_batch"`` (default; the authors' later code) or ``"consecutive"``
+            (their original) loss differences.
+        standardize: scale the Lasso's columns to unit root mean square (see
+            :func:`hgcnet_jax.prune.granger_fit`).
+        features: ``"sq"`` or ``"momentum"``.
+        solver, lasso_tol: the Lasso solver and its tolerance.
+        chunk_steps: recording chunk (memory bound, see :mod:`hgcnet_jax.prune.record`).
+        curvature_levels: levels at which :math:`\\lambda_{\\max}` is measured (plus the dense model).
+        curvature_examples: test examples of the Hessian's loss.
+        lanczos_steps: Lanczos steps for :math:`\\lambda_{\\max}`.
+        eval_examples: test examples for accuracy (``None``: the whole test split).
+    """
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    batch_size: int = 128
+    pretrain_steps: int = 500
+    prune_steps: int = 200
+    final_steps: int = 500
+    levels: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.98)
+    train_lr: float = 1e-3
+    prune_lr: float = 1e-3
+    granger_mode: str = "rank"
+    granger_scope: str = "global"
+    magnitude_scope: str = "global"
+    random_scope: str = "global"
+    alpha: float = 0.05
+    alpha_scale: str = "relative"
+    target: str = "same_batch"
+    features: str = "sq"
+    standardize: bool = True
+    solver: str = "auto"
+    lasso_tol: float = 1e-4
+    chunk_steps: int = 8
+    curvature_levels: tuple[float, ...] = (0.9,)
+    curvature_examples: int = 512
+    lanczos_steps: int = 32
+    eval_examples: int | None = None
+
+    def __post_init__(self) -> None:
+        def bad(name, why):
+            raise ValueError(f"PruneConfig.{name}: {why}, got {getattr(self, name)!r}")
+
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            bad("seeds", "need at least one seed, all distinct")
+        for name in ("batch_size", "pretrain_steps", "prune_steps", "final_steps", "chunk_steps",
+                     "curvature_examples", "lanczos_steps"):
+            if int(getattr(self, name)) < 1:
+                bad(name, "must be >= 1")
+        lv = tuple(self.levels)
+        if not lv or any(not (0.0 <= s < 1.0) for s in lv) or any(b <= a for a, b in zip(lv, lv[1:])):
+            bad("levels", "must be strictly increasing values in [0, 1)")
+        for name in ("train_lr", "prune_lr"):
+            if not float(getattr(self, name)) > 0:
+                bad(name, "must be > 0")
+        if self.granger_mode not in ("rank", "exact"):
+            bad("granger_mode", "must be 'rank' or 'exact'")
+        for name in ("granger_scope", "magnitude_scope", "random_scope"):
+            if getattr(self, name) not in ("global", "layer"):
+                bad(name, "must be 'global' or 'layer'")
+        if self.alpha < 0:
+            bad("alpha", "must be >= 0")
+        if self.alpha_scale not in ("relative", "absolute"):
+            bad("alpha_scale", "must be 'relative' or 'absolute'")
+        if self.target not in ("consecutive", "same_batch"):
+            bad("target", "must be 'consecutive' or 'same_batch'")
+        if self.features not in ("sq", "momentum"):
+            bad("features", "must be 'sq' or 'momentum'")
+        if self.solver not in ("auto", "ws", "cd", "fista", "sgd"):
+            bad("solver", "must be one of auto, ws, cd, fista, sgd")
+        if self.eval_examples is not None and self.eval_examples < 1:
+            bad("eval_examples", "must be >= 1 or None")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass
+class PruneResult:
+    """The outcome of :func:`run_pruning`.
+
+    Attributes:
+        table: one row per (method, seed, level): ``method, seed, level, target_sparsity,
+            sparsity, test_acc, lambda_max, lasso_max_gap, lasso_converged, wall_s``.
+            The dense reference is ``method="dense"``, ``level=-1``, ``sparsity=0``.
+        spectra: ``{(method, level): {"grid", "density"}}`` of seed 0 where measured.
+        masks: ``{method: list of (S, P) keep arrays per level}``.
+        config: the :class:`PruneConfig`.
+    """
+
+    table: pd.DataFrame
+    spectra: dict = field(default_factory=dict)
+    masks: dict = field(default_factory=dict)
+    config: PruneConfig | None = None
+
+
+def _flat(params, which) -> np.ndarray:
+    return np.asarray(jax.vmap(lambda p: jnp.concatenate(flatten_prunable(p, which)))(params))
+
+
+def _mask_from_keep(keep: np.ndarray, like, which):
+    """Stacked mask from ``(S, P)`` keep flags; non-prunable leaves get ones."""
+    unstacked = jax.tree.map(lambda x: x[0], like)
+    sizes = [int(np.size(x)) for x in flatten_prunable(unstacked, which)]
+    splits = np.cumsum(sizes)[:-1]
+
+    def one(k):
+        parts = jnp.split(k, splits)
+        return unflatten_prunable(parts, unstacked, which)
+
+    return jax.vmap(one)(jnp.asarray(keep, jnp.float32))
+
+
+def _curvature(task, params, mask, idx, *, key, steps) -> tuple[np.ndarray, dict]:
+    """λ_max per replica and the spectral density of replica 0 of ``θ -> L(θ ⊙ m)``."""
+    from hgcnet_jax.curvature import spectral_density, top_eigenvalues
+
+    lams = []
+    S = jax.tree.leaves(params)[0].shape[0]
+    spec = {}
+    for s in range(S):
+        p = jax.tree.map(lambda x: x[s], params)
+        m = jax.tree.map(lambda x: x[s], mask)
+
+        def loss_fn(q, m=m):
+            return task.loss(apply_mask(q, m), idx)
+
+        ev = top_eigenvalues(loss_fn, p, 1, key=jax.random.fold_in(key, s), num_steps=steps)
+        lams.append(float(ev.eigenvalues[0]))
+        if s == 0:
+            sd = spectral_density(loss_fn, p, key=jax.random.fold_in(key, 10_000), num_probes=2,
+                                  num_steps=min(steps, 24), grid_size=128)
+            spec = {"grid": np.asarray(sd.grid).tolist(), "density": np.asarray(sd.density).tolist()}
+    return np.asarray(lams), spec
+
+
+def run_pruning(
+    task: Any,
+    config: PruneConfig,
+    *,
+    key: jax.Array,
+    methods: Sequence[str] = METHODS,
+    out_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    warn: bool = False,
+) -> PruneResult:
+    """Run the pruning study (module docstring) for ``methods`` on ``task``.
+
+    Args:
+        task: a :class:`hgcnet_jax.train.Task` (or any object with ``init``, ``loss``,
+            ``accuracy`` and ``splits``).
+        config: a :class:`PruneConfig`.
+        key: PRNG key; seed ``s`` uses ``fold_in(key, s)``.
+        methods: a subset of ``("granger", "magnitude", "random")``.
+        out_dir: folder for resumable state (``state.json``, ``*.npz``); ``None``: in memory.
+        progress: called with a short message after each phase (CLI progress bars).
+        warn: let Lasso convergence warnings through (the gaps are in the table anyway).
+
+    Returns:
+        A :class:`PruneResult`.
+
+    Raises:
+        ValueError: an unknown method, or an ``out_dir`` holding another configuration.
+    """
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ValueError(f"run_pruning: methods must be a non-empty subset of {METHODS}, got {list(methods)}")
+    cfg = config
+    say = progress or (lambda msg: None)
+    out = Path(out_dir) if out_dir is not None else None
+    state: dict = {"config": cfg.to_dict(), "rows": [], "spectra": {}, "done": []}
+    if out is not None:
+        _io.ensure_writable_dir(out, what="pruning output folder")
+        sp = out / "state.json"
+        if sp.exists():
+            old = json.loads(sp.read_text())
+            if old.get("config") != state["config"]:
+                raise ValueError(f"run_pruning: {out} holds a run with another configuration; "
+                                 "use a fresh --out folder or the same settings to resume")
+            state = old
+
+    def save(params_np: dict | None = None, name: str | None = None):
+        if out is None:
+            return
+        if params_np is not None and name is not None:
+            with _io.atomic_write(out / f"{name}.npz") as f:
+                np.savez(f, **params_np)
+        _io.write_json(out / "state.json", state)
+
+    S = len(cfg.seeds)
+    seed_keys = jnp.stack([jax.random.fold_in(key, int(s)) for s in cfg.seeds])
+    params0 = jax.vmap(task.init)(seed_keys)
+    unstacked = jax.tree.map(lambda x: x[0], params0)
+    which = prunable(unstacked)
+    leaves_def = jax.tree.structure(params0)
+    trainer = Trainer(task, which, cfg.batch_size)
+    ones = jax.vmap(ones_mask)(params0)
+    test_idx = np.asarray(task.splits["test"])
+    eval_idx = test_idx if cfg.eval_examples is None else test_idx[: cfg.eval_examples]
+    curv_idx = jnp.asarray(test_idx[: cfg.curvature_examples])
+    P = _flat(params0, which).shape[1]
+    from hgcnet_jax.prune.masks import layer_names
+
+    sizes = [int(np.size(x)) for x in flatten_prunable(unstacked, which)]
+    offs = np.concatenate([[0], np.cumsum(sizes)])
+    slices = {n: slice(int(offs[i]), int(offs[i + 1])) for i, n in enumerate(layer_names(unstacked, which))}
+
+    def to_np(tree):
+        return {str(i): np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
+
+    def from_np(d):
+        return jax.tree.unflatten(leaves_def, [jnp.asarray(d[str(i)]) for i in range(len(d))])
+
+    # 1. pre-train (resumable)
+    if out is not None and "pretrain" in state["done"]:
+        ckpt = from_np(np.load(out / "pretrain.npz"))
+    else:
+        t0 = time.perf_counter()
+        ckpt, _ = trainer.train(params0, ones, key=jax.random.fold_in(key, 101), steps=cfg.pretrain_steps,
+                                opt=("adam", cfg.train_lr))
+        state["done"].append("pretrain")
+        save(to_np(ckpt), "pretrain")
+        say(f"pre-trained {S} seeds in {time.perf_counter() - t0:.1f}s")
+
+    def finish(method, level_i, target, keep, extra, t0):
+        mask = ones if keep is None else _mask_from_keep(keep, params0, which)
+        final, _ = trainer.train(ckpt, mask, key=jax.random.fold_in(key, 1000 + level_i), steps=cfg.final_steps,
+                                 opt=("adam", cfg.train_lr))
+        acc = trainer.accuracy(final, mask, eval_idx)
+        spars = np.zeros(S) if keep is None else 1.0 - keep.mean(axis=1)
+        lam = np.full(S, np.nan)
+        measure = keep is None or any(abs(target - c) < 1e-9 for c in cfg.curvature_levels)
+        if measure:
+            lam, spec = _curvature(task, final, mask, curv_idx, key=jax.random.fold_in(key, 7), steps=cfg.lanczos_steps)
+            state["spectra"][f"{method}@{target}"] = spec
+        for s in range(S):
+            state["rows"].append({
+                "method": method, "seed": int(cfg.seeds[s]), "level": level_i, "target_sparsity": float(target),
+                "sparsity": float(spars[s]), "test_acc": float(acc[s]), "lambda_max": float(lam[s]),
+                "lasso_max_gap": float(extra.get("gap", [np.nan] * S)[s]),
+                "lasso_converged": bool(extra.get("conv", [True] * S)[s]),
+                "wall_s": float(time.perf_counter() - t0),
+            })
+
+    # 2. dense reference
+    if "dense" not in state["done"]:
+        t0 = time.perf_counter()
+        finish("dense", -1, 0.0, None, {}, t0)
+        state["done"].append("dense")
+        save()
+        say("dense reference trained")
+
+    # 3. methods × levels
+    masks: dict = {}
+    for method in methods:
+        keep = np.ones((S, P), bool)
+        masks[method] = []
+        for i, target in enumerate(cfg.levels):
+            tag = f"{method}:{i}"
+            if tag in state["done"]:
+                keep = np.load(out / f"mask_{method}_{i}.npz")["keep"]
+                masks[method].append(keep)
+                continue
+            t0 = time.perf_counter()
+            mask = _mask_from_keep(keep, params0, which)
+            step_key = jax.random.fold_in(key, 5000 + 97 * i + METHODS.index(method))
+            extra: dict = {}
+            if method == "granger":
+                _, rec = trainer.record(ckpt, mask, key=step_key, steps=cfg.prune_steps, lr=cfg.prune_lr,
+                                        chunk_steps=cfg.chunk_steps, same_batch=cfg.target == "same_batch")
+                new, gaps, conv = [], [], []
+                for s in range(S):
+                    X, y = rec.design(s, target=cfg.target, features=cfg.features)
+                    k, fits = granger_keep(X, y, keep[s], slices, mode=cfg.granger_mode, scope=cfg.granger_scope,
+                                           target_sparsity=target, alpha=cfg.alpha, alpha_scale=cfg.alpha_scale,
+                                           standardize=cfg.standardize, solver=cfg.solver, tol=cfg.lasso_tol, warn=warn)
+                    new.append(k)
+                    gaps.append(max(float(f.result.duality_gap) for f in fits))
+                    conv.append(all(bool(f.result.converged) for f in fits))
+                keep = np.stack(new)
+                extra = {"gap": gaps, "conv": conv}
+                del rec
+            elif method == "magnitude":
+                trained, _ = trainer.train(ckpt, mask, key=step_key, steps=cfg.prune_steps, opt=("sgd", cfg.prune_lr))
+                w = _flat(trained, which)
+                keep = np.stack([magnitude_keep(w[s], keep[s], slices, target_sparsity=target,
+                                                scope=cfg.magnitude_scope) for s in range(S)])
+            else:
+                keep = np.stack([random_keep(keep[s], slices, target_sparsity=target,
+                                             seed=int(cfg.seeds[s]) * 1000 + i, scope=cfg.random_scope)
+                                 for s in range(S)])
+            finish(method, i, target, keep, extra, t0)
+            masks[method].append(keep)
+            state["done"].append(tag)
+            if out is not None:
+                with _io.atomic_write(out / f"mask_{method}_{i}.npz") as f:
+                    np.savez_compressed(f, keep=keep)
+            save()
+            say(f"{method}: level {i + 1}/{len(cfg.levels)} (target {target:.0%}, "
+                f"reached {1 - keep.mean():.1%}) in {time.perf_counter() - t0:.1f}s")
+
+    table = pd.DataFrame(state["rows"])
+    return PruneResult(table=table, spectra=state["spectra"], masks=masks, config=cfg)
