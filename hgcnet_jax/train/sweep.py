@@ -180,7 +180,12 @@ class _Plan:
         return -(-self.periods // self.periods_per_chunk)
 
 
-def _make_program(task: Task, plan: _Plan, masks):
+def _program(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan):
+    """One chunk of a bucket: ``plan.periods_per_chunk`` metric periods from ``first_period``.
+
+    Compiled once per (task, plan) by :data:`_compiled` (JAX's own jit cache keys on
+    the static ``task`` object and the ``plan`` value).
+    """
     B, spe, T, E, P = plan.batch_size, plan.steps_per_epoch, plan.total_steps, plan.cadence, plan.periods_per_chunk
 
     def loss_fn(params, mstate, data, idx, key):
@@ -251,19 +256,19 @@ def _make_program(task: Task, plan: _Plan, masks):
 
     vmetrics = jax.vmap(metrics, in_axes=(0, None))
 
-    def program(carry, hp, data, first_period):
-        def period(c, pi):
-            def one(c, t):
-                return jax.lax.cond(t < T, lambda c: vstep(c, hp, data, t), lambda c: c, c), None
+    def period(c, pi):
+        def one(c, t):
+            return jax.lax.cond(t < T, lambda c: vstep(c, hp, data, t), lambda c: c, c), None
 
-            c, _ = jax.lax.scan(one, c, pi * E + jnp.arange(E))
-            ms = vmetrics(c, data)
-            c = dict(c, bl_sum=jnp.zeros_like(c["bl_sum"]), bl_n=jnp.zeros_like(c["bl_n"]))
-            return c, ms
+        c, _ = jax.lax.scan(one, c, pi * E + jnp.arange(E))
+        ms = vmetrics(c, data)
+        c = dict(c, bl_sum=jnp.zeros_like(c["bl_sum"]), bl_n=jnp.zeros_like(c["bl_n"]))
+        return c, ms
 
-        return jax.lax.scan(period, carry, first_period + jnp.arange(P))
+    return jax.lax.scan(period, carry, first_period + jnp.arange(P))
 
-    return program
+
+_compiled = jax.jit(_program, static_argnames=("task", "plan"), donate_argnums=(0,))
 
 
 # --------------------------------------------------------------------------------------
@@ -424,7 +429,7 @@ def sweep(
         ppc = max(1, min(periods, chunk_steps // E))
         plans.append(_Plan(B, n_train, spe, T, E, periods, ppc, use_sam, use_noise))
 
-    data = {**task.data, "train": task.splits["train"]}
+    data = {**task.data, "train": task.splits["train"], "splits": dict(task.splits)}
     if mesh is not None:
         data = jax.device_put(data, _sharding.replicated_sharding(mesh))
     bar = _progress(sum(p.total_steps for p in plans), progress)
@@ -447,7 +452,6 @@ def sweep(
                 hp = jax.device_put(hp, rs)
             else:
                 hp = jax.tree.map(jnp.asarray, hp)
-            program = jax.jit(_make_program(task, plan, masks), donate_argnums=(0,))
             n_rows = plan.chunks * plan.periods_per_chunk
             history = np.full((n_rows, Rp, len(METRICS)), np.nan, np.float32)
             start_chunk, wall = 0, 0.0
@@ -465,7 +469,7 @@ def sweep(
             for ch in range(start_chunk, plan.chunks):
                 t0 = time.perf_counter()
                 first = ch * plan.periods_per_chunk
-                carry, ms = program(carry, hp, data, jnp.int32(first))
+                carry, ms = _compiled(carry, hp, data, masks, jnp.int32(first), task=task, plan=plan)
                 ms = _to_host(ms)
                 wall += time.perf_counter() - t0
                 history[first : first + plan.periods_per_chunk] = ms

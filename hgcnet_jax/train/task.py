@@ -43,7 +43,8 @@ class Task:
         dataset: the :class:`hgcnet_jax.data.Dataset`.
         model_name: the registry name of the model.
         module: the flax module.
-        data: device pytree ``{"inputs": ..., "y": ...}``; for node tasks ``inputs`` is
+        data: device pytree ``{"inputs": ..., "y": ...}`` (functions taking ``data`` also read an
+            optional ``"splits"`` entry); for node tasks ``inputs`` is
             the prepared graph (self-loops, normalisation, sparse features), otherwise ``x``.
         splits: ``"train"/"val"/"test"`` → device int32 index arrays.
         eval_batch_size: examples per chunk when evaluating non-node tasks.
@@ -194,10 +195,11 @@ class Task:
             (NaN for an empty split).
         """
         data = self.data if data is None else data
+        splits = data.get("splits", self.splits)
         out = {}
         if self.kind == "node":
             logits, _ = self.apply(params, data, jnp.arange(self.dataset.x.shape[0]), state=state)
-            for name, idx in self.splits.items():
+            for name, idx in splits.items():
                 if idx.shape[0] == 0:
                     out[f"{name}_loss"] = out[f"{name}_acc"] = jnp.float32(jnp.nan)
                     continue
@@ -206,7 +208,7 @@ class Task:
                 out[f"{name}_loss"] = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(lg, y))
                 out[f"{name}_acc"] = jnp.mean((jnp.argmax(lg, -1) == y).astype(jnp.float32))
             return out
-        for name, idx in self.splits.items():
+        for name, idx in splits.items():
             out[f"{name}_loss"], out[f"{name}_acc"] = self.evaluate(params, data, idx, state=state)
         return out
 
