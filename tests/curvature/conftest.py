@@ -31,6 +31,7 @@ class Problem:
     params: Any
     hessian: np.ndarray
     eigenvalues: np.ndarray  # ascending
+    labels: Callable = None  # batch -> integer labels of its examples
 
     @property
     def dim(self) -> int:
@@ -41,12 +42,12 @@ def _xent(logits, y):
     return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1)[:, 0]
 
 
-def _finish(name, per_example, predict, data, params) -> Problem:
+def _finish(name, per_example, predict, data, params, labels=lambda b: b[1]) -> Problem:
     loss = lambda p: jnp.mean(per_example(p, data))  # noqa: E731
     flat, unravel = ravel_pytree(params)
     H = np.asarray(jax.jit(jax.hessian(lambda f: loss(unravel(f))))(flat))
     H = 0.5 * (H + H.T)
-    return Problem(name, loss, per_example, predict, data, params, H, np.linalg.eigvalsh(H))
+    return Problem(name, loss, per_example, predict, data, params, H, np.linalg.eigvalsh(H), labels)
 
 
 def make_mlp() -> Problem:
@@ -95,7 +96,7 @@ def make_gcn() -> Problem:
 
     per_example = lambda p, idx: _xent(predict(p, idx), jnp.take(Y, idx))  # noqa: E731
     train = jnp.arange(0, n, 2)  # the labelled nodes
-    return _finish("gcn", per_example, predict, train, params)
+    return _finish("gcn", per_example, predict, train, params, labels=lambda idx: jnp.take(Y, idx))
 
 
 class _CNN(nn.Module):
@@ -131,3 +132,18 @@ def problems():
 def x64():
     with jax.enable_x64(True):
         yield
+
+
+def trained(pb: Problem, steps: int = 300, lr: float = 0.5) -> Problem:
+    """The same model after ``steps`` of full-batch gradient descent (a realistic, near-minimum Hessian)."""
+    step = jax.jit(lambda p: jax.tree_util.tree_map(lambda a, g: a - lr * g, p, jax.grad(pb.loss)(p)))
+    p = pb.params
+    for _ in range(steps):
+        p = step(p)
+    return _finish(pb.name + "-trained", pb.per_example, pb.predict, pb.data, p, pb.labels)
+
+
+@pytest.fixture(scope="session")
+def trained_mlp():
+    with jax.enable_x64(True):
+        return trained(make_mlp())

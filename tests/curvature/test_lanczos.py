@@ -111,7 +111,7 @@ def test_float32_by_default(problems):
     np.testing.assert_allclose(np.asarray(res.eigenvalues), pb.eigenvalues[::-1][:2], rtol=1e-3)
 
 
-def test_bad_arguments_raise_clear_errors(problems):
+def test_bad_arguments_raise_clear_errors(problems, x64):
     pb = problems["mlp"]
     with pytest.raises(ValueError, match="num_steps"):
         cv.top_eigenvalues(pb.loss, pb.params, 1, key=jax.random.key(0), num_steps=pb.dim + 1)
