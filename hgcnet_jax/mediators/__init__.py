@@ -1,0 +1,46 @@
+"""Mediators of the batch-size effect: gradient noise (N), sharpness (S), complexity (C).
+
+:func:`measure` adds the ``noise_*``, ``sharp_*`` and ``complexity_*`` columns to a
+sweep's runs table, all runs measured in one vmapped program. The formulas are
+pure functions of pytrees, usable on their own.
+"""
+
+from hgcnet_jax.mediators.complexity import (
+    distance_from_init,
+    effective_parameters,
+    l2_norm,
+    pac_bayes_bound,
+    spectral_norm,
+    spectral_norm_product,
+    weight_matrices,
+)
+from hgcnet_jax.mediators.measure import COLUMNS, MEDIATORS, MeasureConfig, measure, measure_params
+from hgcnet_jax.mediators.noise import (
+    GradientNoise,
+    gradient_noise,
+    per_example_gradients,
+    sgd_temperature,
+    two_batch_estimates,
+    two_batch_noise,
+)
+
+__all__ = [
+    "measure",
+    "measure_params",
+    "MeasureConfig",
+    "MEDIATORS",
+    "COLUMNS",
+    "GradientNoise",
+    "per_example_gradients",
+    "gradient_noise",
+    "two_batch_estimates",
+    "two_batch_noise",
+    "sgd_temperature",
+    "l2_norm",
+    "distance_from_init",
+    "weight_matrices",
+    "spectral_norm",
+    "spectral_norm_product",
+    "pac_bayes_bound",
+    "effective_parameters",
+]

@@ -1,0 +1,296 @@
+"""Measure the mediators (gradient noise N, sharpness S, complexity C) of every run of a sweep.
+
+One compiled program measures a whole group of runs: the per-run measurement is
+``vmap``-ed over a leading run axis of the stacked parameters, the data set enters
+once (closed over, never copied per run), and the run axis is cut into groups of
+``runs_per_call`` runs when memory requires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from hgcnet_jax.curvature.density import spectral_density
+from hgcnet_jax.curvature.hvp import DataLoss
+from hgcnet_jax.curvature.trace import hessian_trace
+from hgcnet_jax.mediators.complexity import (
+    distance_from_init,
+    effective_parameters,
+    l2_norm,
+    pac_bayes_bound,
+    spectral_norm_product,
+)
+from hgcnet_jax.mediators.noise import gradient_noise, sgd_temperature
+
+__all__ = ["MEDIATORS", "COLUMNS", "MeasureConfig", "measure", "measure_params"]
+
+MEDIATORS = ("noise", "sharpness", "complexity")
+
+#: The columns each mediator group adds (see :func:`measure`).
+COLUMNS = {
+    "noise": (
+        "noise_grad_norm_sq",
+        "noise_trace_cov",
+        "noise_b_simple",
+        "noise_temperature",
+        "noise_temperature_scaled",
+    ),
+    "noise+sharpness": ("noise_trace_hess_cov", "noise_grad_hess_grad", "noise_b_noise"),
+    "sharpness": ("sharp_lambda_max", "sharp_lambda_min", "sharp_trace", "sharp_trace_se"),
+    "complexity": (
+        "complexity_l2",
+        "complexity_dist_init",
+        "complexity_spectral_product",
+        "complexity_log_spectral_product",
+        "complexity_pac_bayes",
+        "complexity_eff_params",
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasureConfig:
+    """Settings of :func:`measure`.
+
+    Attributes:
+        mediators: subset of ``("noise", "sharpness", "complexity")``.
+        num_examples: training examples the loss, Hessian and gradient statistics use
+            (a fixed random subset, the same for every run); ``None``: all.
+        chunk_size: examples per chunk for gradients and HVPs (``None``: the whole subset
+            at once for node tasks, 256 otherwise).
+        lanczos_steps: Lanczos steps per SLQ probe (capped at the number of parameters).
+        slq_probes: SLQ probes (the extreme Ritz values over them give λ_max / λ_min).
+        trace_probes: operator products of the Hutch++ trace.
+        noise_probes: Rademacher probes for tr(HΣ) in B_noise.
+        eff_params_alpha: α of the effective number of parameters.
+        pac_epsilon: tolerated loss increase ε of the PAC-Bayes σ.
+        pac_delta: confidence δ of the PAC-Bayes bound.
+        runs_per_call: runs measured per compiled call (``None``: all at once).
+    """
+
+    mediators: tuple[str, ...] = MEDIATORS
+    num_examples: int | None = None
+    chunk_size: int | None = None
+    lanczos_steps: int = 32
+    slq_probes: int = 4
+    trace_probes: int = 30
+    noise_probes: int = 8
+    eff_params_alpha: float = 1.0
+    pac_epsilon: float = 0.1
+    pac_delta: float = 0.05
+    runs_per_call: int | None = None
+
+    def __post_init__(self):
+        med = tuple(self.mediators) if not isinstance(self.mediators, str) else (self.mediators,)
+        object.__setattr__(self, "mediators", med)
+        bad = [m for m in med if m not in MEDIATORS]
+        if bad or not med:
+            raise ValueError(f"MeasureConfig.mediators must be a non-empty subset of {MEDIATORS}, got {self.mediators!r}")
+        for name in ("num_examples", "chunk_size", "runs_per_call"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ValueError(f"MeasureConfig.{name} must be a positive int or None, got {v!r}")
+        if self.num_examples is not None and self.num_examples < 2:
+            raise ValueError(f"MeasureConfig.num_examples must be >= 2 (a covariance needs two), got {self.num_examples}")
+        for name, least in (("lanczos_steps", 1), ("slq_probes", 1), ("trace_probes", 3), ("noise_probes", 1)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < least:
+                raise ValueError(f"MeasureConfig.{name} must be an int >= {least}, got {v!r}")
+        if not self.eff_params_alpha > 0:
+            raise ValueError(f"MeasureConfig.eff_params_alpha must be > 0, got {self.eff_params_alpha!r}")
+        if not self.pac_epsilon > 0:
+            raise ValueError(f"MeasureConfig.pac_epsilon must be > 0, got {self.pac_epsilon!r}")
+        if not 0 < self.pac_delta < 1:
+            raise ValueError(f"MeasureConfig.pac_delta must be in (0, 1), got {self.pac_delta!r}")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        cols = []
+        for m in self.mediators:
+            cols += COLUMNS[m]
+        if "noise" in self.mediators and "sharpness" in self.mediators:
+            cols += COLUMNS["noise+sharpness"]
+        return tuple(cols)
+
+
+def measure_params(
+    task: Any,
+    params: Any,
+    init_params: Any,
+    idx: jax.Array,
+    *,
+    key: jax.Array,
+    config: MeasureConfig,
+    state: Any = None,
+    num_train: int,
+) -> dict[str, jax.Array]:
+    """The array-valued mediators of one run (pure; ``vmap`` it over runs).
+
+    Args:
+        task: a :class:`hgcnet_jax.train.Task` (uses ``per_example_loss`` and ``kind``).
+        params: the run's final parameters.
+        init_params: its initial parameters (used by the complexity measures).
+        idx: training indices the measurements use.
+        key: the run's PRNG key.
+        config: :class:`MeasureConfig`.
+        state: the model's non-differentiable state (batch norm), or ``None``.
+        num_train: training-set size ``m`` of the PAC-Bayes bound.
+
+    Returns:
+        ``{column: scalar}`` for the array-valued columns (the temperatures come from
+        the runs table in :func:`measure`).
+    """
+    med = config.mediators
+    node = task.kind == "node"
+    chunk = config.chunk_size if config.chunk_size is not None else (None if node else 256)
+
+    def per_example(p, i):
+        return task.per_example_loss(p, i, state=state) if state is not None else task.per_example_loss(p, i)
+
+    loss = DataLoss(per_example, idx, chunk_size=chunk)
+    dim = int(sum(np.prod(np.shape(x)) for x in jax.tree_util.tree_leaves(params)))
+    k_noise, k_slq, k_tr, k_sn = jax.random.split(key, 4)
+    out: dict[str, jax.Array] = {}
+    if "noise" in med:
+        gn = gradient_noise(
+            per_example, params, idx, chunk_size=chunk, separable=not node,
+            hessian="sharpness" in med, num_probes=config.noise_probes, key=k_noise,
+        )
+        out.update(noise_grad_norm_sq=gn.grad_norm_sq, noise_trace_cov=gn.trace_cov, noise_b_simple=gn.b_simple)
+        if "sharpness" in med:
+            out.update(noise_trace_hess_cov=gn.trace_hess_cov, noise_grad_hess_grad=gn.grad_hess_grad, noise_b_noise=gn.b_noise)
+    if "sharpness" in med or "complexity" in med:
+        sd = spectral_density(
+            loss, params, key=k_slq, num_probes=config.slq_probes, num_steps=min(config.lanczos_steps, dim), grid_size=2
+        )
+        tr = hessian_trace(loss, params, key=k_tr, num_probes=config.trace_probes, method="hutch++")
+        if "sharpness" in med:
+            out.update(
+                sharp_lambda_max=jnp.max(sd.nodes), sharp_lambda_min=jnp.min(sd.nodes),
+                sharp_trace=tr.trace, sharp_trace_se=tr.stderr,
+            )
+        if "complexity" in med:
+            dist = distance_from_init(params, init_params)
+            log_sn = spectral_norm_product(params, key=k_sn, log=True)
+            out.update(
+                complexity_l2=l2_norm(params),
+                complexity_dist_init=dist,
+                complexity_spectral_product=jnp.exp(log_sn),
+                complexity_log_spectral_product=log_sn,
+                complexity_pac_bayes=pac_bayes_bound(
+                    dist**2, tr.trace, num_train, epsilon=config.pac_epsilon, delta=config.pac_delta
+                ),
+                complexity_eff_params=effective_parameters(sd, config.eff_params_alpha, dim=dim),
+            )
+    return out
+
+
+def _stack(trees):
+    return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
+
+
+def measure(
+    task: Any,
+    result: Any,
+    *,
+    key: jax.Array,
+    mediators: Sequence[str] = MEDIATORS,
+    run_ids: Sequence[int] | None = None,
+    **config: Any,
+) -> pd.DataFrame:
+    r"""Add the mediator columns to a sweep's runs table, every run measured in one vmapped program.
+
+    Columns (all on the loss over a fixed subset of ``config.num_examples`` training
+    examples, the same for every run, in eval mode):
+
+    * noise (:mod:`hgcnet_jax.mediators.noise`): ``noise_grad_norm_sq`` (|G|²),
+      ``noise_trace_cov`` (tr Σ), ``noise_b_simple`` (tr Σ / |G|²), ``noise_temperature``
+      (lr / B, with ``lr_effective`` when the table has it) and ``noise_temperature_scaled``
+      (lr · N / B); with sharpness also ``noise_trace_hess_cov`` (tr HΣ),
+      ``noise_grad_hess_grad`` (GᵀHG) and ``noise_b_noise`` (their ratio);
+    * sharpness (:mod:`hgcnet_jax.curvature`): ``sharp_lambda_max`` / ``sharp_lambda_min``
+      (the extreme Ritz values of the SLQ Lanczos runs), ``sharp_trace`` (Hutch++) and
+      its standard error ``sharp_trace_se``;
+    * complexity (:mod:`hgcnet_jax.mediators.complexity`): ``complexity_l2``,
+      ``complexity_dist_init``, ``complexity_spectral_product`` (and its log),
+      ``complexity_pac_bayes``, ``complexity_eff_params``.
+
+    Each run gets the key ``fold_in(key, run_id)``, so a run's values do not depend on
+    which other runs are measured with it: the vmapped measurement of R runs equals R
+    separate calls.
+
+    Args:
+        task: the :class:`hgcnet_jax.train.Task` the sweep trained.
+        result: the :class:`hgcnet_jax.train.SweepResult`.
+        key: PRNG key (keyword-only).
+        mediators: subset of ``("noise", "sharpness", "complexity")``.
+        run_ids: runs to measure (default all, in ``run_id`` order).
+        **config: fields of :class:`MeasureConfig` (``num_examples``, ``lanczos_steps``, …).
+
+    Returns:
+        A copy of ``result.runs`` restricted to ``run_ids``, with the new columns.
+
+    Raises:
+        ValueError: for bad settings (naming the field) or unknown run ids.
+        TypeError: for an unknown setting.
+    """
+    try:
+        cfg = MeasureConfig(mediators=tuple(mediators) if not isinstance(mediators, str) else (mediators,), **config)
+    except TypeError as e:
+        fields = [f.name for f in dataclasses.fields(MeasureConfig)]
+        raise TypeError(f"measure: unknown setting in {sorted(config)}; known: {fields}") from e
+    runs = result.runs
+    ids = [int(r) for r in (runs["run_id"].tolist() if run_ids is None else run_ids)]
+    if not ids:
+        raise ValueError("measure: run_ids is empty")
+    known = set(int(r) for r in runs["run_id"])
+    unknown = [r for r in ids if r not in known]
+    if unknown:
+        raise ValueError(f"measure: run_ids {unknown} are not in the sweep (known: {sorted(known)})")
+
+    train_idx = np.asarray(task.splits["train"])
+    n_train = int(train_idx.shape[0])
+    if n_train < 2:
+        raise ValueError("measure: the task needs at least 2 training examples")
+    k_sub, k_runs = jax.random.split(key)
+    if cfg.num_examples is not None and cfg.num_examples < n_train:
+        pick = np.asarray(jax.random.choice(k_sub, n_train, (cfg.num_examples,), replace=False))
+        idx = np.sort(train_idx[pick])
+    else:
+        idx = train_idx
+    idx = jnp.asarray(idx, jnp.int32)
+    stateful = bool(getattr(task, "has_state", False))
+
+    def one(params, init_params, state, rid):
+        return measure_params(
+            task, params, init_params, idx, key=jax.random.fold_in(k_runs, rid), config=cfg,
+            state=state if stateful else None, num_train=n_train,
+        )
+
+    program = jax.jit(jax.vmap(one))
+    group = len(ids) if cfg.runs_per_call is None else min(cfg.runs_per_call, len(ids))
+    pieces: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(ids), group):
+        chunk = ids[start : start + group]
+        padded = chunk + [chunk[-1]] * (group - len(chunk))  # same shapes: one compilation
+        params = result.stacked_params(padded)
+        inits = _stack([result.init_params(r) for r in padded]) if "complexity" in cfg.mediators else params
+        states = _stack([result.model_state(r) for r in padded]) if stateful else None
+        out = program(params, inits, states, jnp.asarray(padded, jnp.int32))
+        pieces.append({c: np.asarray(v)[: len(chunk)] for c, v in out.items()})
+
+    table = runs.set_index("run_id", drop=False).loc[ids].reset_index(drop=True).copy()
+    for c in pieces[0]:
+        table[c] = np.concatenate([p[c] for p in pieces]).astype(np.float64)
+    if "noise" in cfg.mediators:
+        lr = table["lr_effective"] if "lr_effective" in table else table["lr"]
+        table["noise_temperature"] = sgd_temperature(lr, table["batch_size"])
+        table["noise_temperature_scaled"] = sgd_temperature(lr, table["batch_size"], n_train)
+    return table[list(runs.columns) + [c for c in cfg.columns if c in table]]
