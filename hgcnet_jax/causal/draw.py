@@ -123,10 +123,14 @@ def _padded_hull(pts: np.ndarray, pad: float) -> np.ndarray:
     def half(points):
         out: list = []
         for q in points:
-            while len(out) >= 2 and np.cross(out[-1] - out[-2], q - out[-2]) <= 0:
+            while len(out) >= 2 and _cross(out[-1] - out[-2], q - out[-2]) <= 0:
                 out.pop()
             out.append(q)
         return out
 
     lower, upper = half(p), half(p[::-1])
     return np.array(lower[:-1] + upper[:-1])
+
+
+def _cross(u: np.ndarray, v: np.ndarray) -> float:
+    return float(u[0] * v[1] - u[1] * v[0])

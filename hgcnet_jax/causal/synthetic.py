@@ -105,8 +105,19 @@ class SyntheticSCM:
     def _noise(self, key: jax.Array, n: int) -> np.ndarray:
         return np.asarray(jax.random.normal(key, (4, n)), dtype=np.float64)
 
-    def sample(self, n: int, *, key: jax.Array) -> pd.DataFrame:
-        """Draw a table of ``n`` observational runs with columns ``B, N, S, C, G``."""
+    def sample(self, n: int, *, key: jax.Array, return_noise: bool = False):
+        """Draw a table of ``n`` observational runs with columns ``B, N, S, C, G``.
+
+        Args:
+            n: Number of runs.
+            key: PRNG key.
+            return_noise: Also return the ``(4, n)`` standard-Normal noise
+                ``(ε_N, ε_S, ε_C, ε_G)`` of each run, for sample-specific effects
+                (:meth:`effects` with ``noise=``).
+
+        Returns:
+            The table, or ``(table, noise)``.
+        """
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         kb, ke = jax.random.split(key)
@@ -118,11 +129,31 @@ class SyntheticSCM:
         s = self._s(nn, e[1])
         c = self._c(nn, s, e[2])
         g = self._g(b, c, e[3])
-        return pd.DataFrame({"B": b.astype(np.int64), "N": nn, "S": s, "C": c, "G": g})
+        table = pd.DataFrame({"B": b.astype(np.int64), "N": nn, "S": s, "C": c, "G": g})
+        return (table, e) if return_noise else table
 
-    def effects(self, a: float, b: float, *, key: jax.Array, num: int = 400_000) -> TrueEffects:
-        """True ATE, NDE, NIE and path-specific effects by Monte Carlo (shared noise)."""
-        e = self._noise(key, num)
+    def effects(
+        self, a: float, b: float, *, key: jax.Array | None = None, num: int = 400_000, noise: np.ndarray | None = None
+    ) -> TrueEffects:
+        """True ATE, NDE, NIE and path-specific effects (cross-world, shared noise).
+
+        Args:
+            a, b: Treatment and reference batch sizes.
+            key: PRNG key for Monte Carlo noise (population effects).
+            num: Monte Carlo population size.
+            noise: Instead of ``key``, the ``(4, n)`` noise of a sampled table
+                (``sample(..., return_noise=True)``): the effects *on those runs*
+                (sample-average effects), exact rather than Monte Carlo.
+        """
+        if noise is None:
+            if key is None:
+                raise ValueError("effects() needs key= (population effects) or noise= (sample effects)")
+            e = self._noise(key, num)
+        else:
+            e = np.asarray(noise, dtype=np.float64)
+            if e.ndim != 2 or e.shape[0] != 4:
+                raise ValueError(f"noise must have shape (4, n), got {e.shape}")
+            num = e.shape[1]
         fa, fb = np.full(num, float(a)), np.full(num, float(b))
 
         def world(b_n, b_g, n_fix=None, s_fix=None, c_fix=None):
