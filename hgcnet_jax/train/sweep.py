@@ -208,7 +208,7 @@ def _program(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan):
         p = c["params"]
         (loss, new_mstate), g = grad_fn(p, c["mstate"], data, idx, dkey)
         if plan.use_sam:
-            gn = optax.global_norm(g)
+            gn = optax.tree.norm(g)
             scale = hp["sam_rho"] / (gn + 1e-12)
             p_adv = jax.tree.map(lambda a, b: a + scale * b, p, g)
             (_, _), g = grad_fn(p_adv, c["mstate"], data, idx, dkey)
@@ -289,7 +289,7 @@ def _hp_arrays(runs: Sequence[Intervention]) -> dict[str, np.ndarray]:
     }
 
 
-def _init_carry(task: Task, key, seeds: np.ndarray, n_train: int):
+def _init_carry_impl(key, seeds, *, task: Task, n_train: int):
     def one(seed):
         rk = run_key(key, seed)
         ik = jax.random.fold_in(rk, 0)
@@ -310,7 +310,14 @@ def _init_carry(task: Task, key, seeds: np.ndarray, n_train: int):
             "bl_n": jnp.int32(0),
         }
 
-    return jax.jit(jax.vmap(one))(jnp.asarray(seeds, jnp.int32))
+    return jax.vmap(one)(seeds)
+
+
+_init_carry_jit = jax.jit(_init_carry_impl, static_argnames=("task", "n_train"))
+
+
+def _init_carry(task: Task, key, seeds: np.ndarray, n_train: int):
+    return _init_carry_jit(key, jnp.asarray(seeds, jnp.int32), task=task, n_train=n_train)
 
 
 def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh) -> dict[str, Any]:
@@ -445,7 +452,7 @@ def sweep(
             hp = {k: np.concatenate([v, v[pad]]) for k, v in _hp_arrays(brs).items()}
             seeds = np.asarray([r.seed for r in brs] + [brs[0].seed] * (Rp - R), np.int32)
             carry = _init_carry(task, key, seeds, n_train)
-            masks = _reg_masks(task.init(jax.random.key(0)))
+            masks = _reg_masks(jax.eval_shape(task.init, jax.random.key(0)))
             if mesh is not None:
                 rs = _sharding.replica_sharding(mesh)
                 carry = jax.device_put(carry, rs)
