@@ -279,13 +279,18 @@ class MediatorConfig:
         sharpness: column for sharpness S (``sharp_*``).
         complexity: column for complexity C (``complexity_*``).
         outcome: column for generalisation G (``test_acc`` by default).
-        options: extra keyword arguments of ``mediators.measure`` (e.g. Lanczos steps).
+        transform: transform of N, S and C before modelling: ``"log"`` (the measured
+            quantities are positive and span orders of magnitude across batch sizes) or
+            ``"identity"``.
+        options: settings of ``mediators.measure`` (fields of ``mediators.MeasureConfig``,
+            e.g. ``lanczos_steps``).
     """
 
     noise: str = "noise_b_simple"
     sharpness: str = "sharp_lambda_max"
     complexity: str = "complexity_dist_init"
     outcome: str = "test_acc"
+    transform: str = "log"
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -294,6 +299,7 @@ class MediatorConfig:
             if not value.startswith(prefix):
                 raise ConfigError(f"mediators.{name}", f"must name a '{prefix}*' column, got {value!r}")
         _check_str("mediators.outcome", self.outcome, choices=("test_acc", "val_acc", "train_acc"))
+        _check_str("mediators.transform", self.transform, choices=("log", "identity"))
         object.__setattr__(self, "options", _check_options("mediators.options", self.options))
 
 
@@ -308,6 +314,9 @@ class CausalConfig:
         num_chains: independent chains (R-hat needs at least two).
         credible_mass: mass of the credible intervals in the report (e.g. 0.94).
         permutations: permutations of the frequentist test of the ATE over seeds.
+        direct_edge: add the direct edge B → G to both graphs, so that the direct effect
+            is estimated from the data rather than assumed to be zero.
+        refuters: refutations of the ATE (``hgcnet_jax.causal.REFUTERS``); each refits the model.
     """
 
     method: str = "nuts"
@@ -316,6 +325,8 @@ class CausalConfig:
     num_chains: int = 2
     credible_mass: float = 0.94
     permutations: int = 2000
+    direct_edge: bool = True
+    refuters: tuple[str, ...] = ("placebo_treatment", "random_common_cause", "data_subset")
 
     def __post_init__(self):
         _check_str("causal.method", self.method, choices=("nuts", "svi"))
@@ -327,6 +338,17 @@ class CausalConfig:
             raise ConfigError("causal.credible_mass", f"must be in [0.5, 1), got {mass}")
         object.__setattr__(self, "credible_mass", mass)
         _check_int("causal.permutations", self.permutations, minimum=100)
+        if not isinstance(self.direct_edge, bool):
+            raise ConfigError("causal.direct_edge", f"must be true or false, got {self.direct_edge!r}")
+        refs = self.refuters
+        if isinstance(refs, str) or not isinstance(refs, Sequence):
+            raise ConfigError("causal.refuters", f"must be a list of names, got {refs!r}")
+        known = ("placebo_treatment", "random_common_cause", "data_subset")
+        for i, r in enumerate(refs):
+            _check_str(f"causal.refuters[{i}]", r, choices=known)
+        if len(set(refs)) != len(refs):
+            raise ConfigError("causal.refuters", f"contains duplicates: {list(refs)}")
+        object.__setattr__(self, "refuters", tuple(refs))
 
 
 _SECTIONS = {

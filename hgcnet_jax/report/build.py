@@ -19,16 +19,13 @@ from hgcnet_jax.report import html, plots
 
 __all__ = ["figures", "build"]
 
-#: Positions of the paper's five variables in the hypergraph drawing.
-_LAYOUT = {"B": (0.0, 0.0), "N": (1.5, 0.0), "S": (3.0, 0.0), "C": (4.5, 0.0), "G": (6.0, 0.0)}
-
-
-def figures(summary: Mapping[str, Any], runs: pd.DataFrame) -> dict[str, Figure]:
+def figures(summary: Mapping[str, Any], runs: pd.DataFrame, graph=None) -> dict[str, Figure]:
     """Draw every figure of the report.
 
     Args:
         summary: the study summary (see :mod:`hgcnet_jax.study`).
         runs: the runs table (one row per run, with ``batch_size``, the outcome and mediator columns).
+        graph: the fitted :class:`hgcnet_jax.causal.Hypergraph`; without it the drawing is left out.
 
     Returns:
         Figure name (a key of :data:`hgcnet_jax.report.html.FIGURES`) → figure.
@@ -50,11 +47,8 @@ def figures(summary: Mapping[str, Any], runs: pd.DataFrame) -> dict[str, Figure]
     cols = {f"{k}: {c}": c for k, c in s["mediator_columns"].items()}
     cols[f"G: {outcome}"] = outcome
     figs["mediators"] = plots.mediators(runs, cols, bs)
-    edges = [(tuple(e["tails"]), e["head"], e["effect"]) for e in s["hypergraph_edges"]]
-    names = {n for e in edges for n in (*e[0], e[1])}
-    layout = {n: p for n, p in _LAYOUT.items() if n in names}
-    figs["hypergraph"] = plots.hypergraph(layout, edges, title="Causal hypergraph (edge labels: posterior mean effects, "
-                                          "in standard deviations of the child)")
+    if graph is not None:
+        figs["hypergraph"] = plots.hypergraph(graph, s["hypergraph_edges"])
     lo = s["loo"]
     figs["loo"] = plots.loo({m: (r["elpd"], r["se"]) for m, r in lo["models"].items()}, preferred=lo["preferred"])
     r = s["recommendation"]
@@ -72,6 +66,7 @@ def build(
     runs: pd.DataFrame,
     folder: str | os.PathLike,
     *,
+    graph=None,
     extra: Mapping[str, Figure] | None = None,
 ) -> Path:
     """Write ``folder/plots/<name>.png|svg`` for every figure and ``folder/report.html``.
@@ -80,13 +75,14 @@ def build(
         summary: the study summary.
         runs: the runs table.
         folder: the study's output folder.
+        graph: the fitted hypergraph, for the drawing (see :func:`figures`).
         extra: figures that replace or add to the ones drawn from the summary.
 
     Returns:
         The path of ``report.html`` (written last, atomically: it exists only when complete).
     """
     folder = Path(folder)
-    figs = figures(summary, runs)
+    figs = figures(summary, runs, graph)
     figs.update(extra or {})
     saved = {}
     for name in html.FIGURES:

@@ -123,6 +123,8 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]
         f"It costs {_num(rec['best_time_per_epoch_s'], '.3g')} s per epoch "
         f"({_num(rec['time_ratio_vs_current'], '.2f')}× the current batch size).</p>"
     )
+    if rec.get("time_note"):
+        parts.append(f'<p class="sub">Time: {_e(rec["time_note"])}.</p>')
     parts.append(fig.get("recommendation", ""))
 
     parts.append("<h2>Interventional outcome</h2>")

@@ -251,58 +251,45 @@ def recommendation(
     return fig
 
 
-def hypergraph(
-    nodes: Mapping[str, tuple[float, float]],
-    edges: Sequence[tuple[Sequence[str], str, float | None]],
-    *,
-    labels: Mapping[str, str] | None = None,
-    title: str = "Causal hypergraph with effect sizes",
-) -> Figure:
-    """Draw a causal hypergraph: nodes, pairwise arrows and hyperedges, labelled by effect size.
-
-    A hyperedge (two or more tails into one head) is drawn as a shaded hub
-    joining its tails, with one arrow from the hub to the head.
+def hypergraph(graph, edges: Sequence[Mapping], *, title: str | None = None) -> Figure:
+    """The causal hypergraph, drawn by :func:`hgcnet_jax.causal.draw`, labelled with effect sizes.
 
     Args:
-        nodes: node name → (x, y) position.
-        edges: ``(tails, head, effect)``; ``effect`` (or ``None``) is written on the edge.
-        labels: optional longer node labels (name → text).
+        graph: the :class:`hgcnet_jax.causal.Hypergraph`.
+        edges: ``{"tails": [...], "head": name, "effect": float | None}`` per edge or hyperedge
+            (a hyperedge has two or more tails; its label goes next to its child).
         title: figure title.
+
+    Returns:
+        The figure.
     """
-    fig = Figure(figsize=(7.2, 3.2), layout="constrained")
+    from hgcnet_jax.causal import draw as _draw
+    from hgcnet_jax.causal.draw import layout
+
+    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
     ax = fig.add_subplot()
-    ax.set_axis_off()
-    ax.set_aspect("equal")
-    labels = dict(labels or {})
-    for name, (x, y) in nodes.items():
-        ax.annotate(labels.get(name, name), (x, y), ha="center", va="center", fontsize=10, zorder=5,
-                    bbox=dict(boxstyle="circle,pad=0.4" if len(labels.get(name, name)) <= 2 else "round,pad=0.4",
-                              fc="white", ec="0.2", lw=1.5))
-    arrow = dict(arrowstyle="-|>", lw=1.6, color="0.15", shrinkA=14, shrinkB=14, mutation_scale=14)
-    for tails, head, effect in edges:
-        hx, hy = nodes[head]
-        text = "" if effect is None else f"{effect:+.3g}"
+    _draw(graph, ax=ax, title=title or "Causal hypergraph (labels: posterior mean coefficients, standardised)")
+    pos = layout(graph)
+    for e in edges:
+        if e.get("effect") is None or e.get("main_effect"):
+            continue
+        tails, head = list(e["tails"]), e["head"]
+        text = f"{e['effect']:+.2f}"
         if len(tails) == 1:
-            tx, ty = nodes[tails[0]]
-            ax.annotate("", (hx, hy), (tx, ty), arrowprops=arrow)
-            ax.annotate(text, ((tx + hx) / 2, (ty + hy) / 2), textcoords="offset points", xytext=(0, 7),
-                        ha="center", fontsize=9, color=_COLORS[1])
+            p0, p1 = np.asarray(pos[tails[0]], float), np.asarray(pos[head], float)
+            d = p1 - p0
+            mid = (p0 + p1) / 2
+            if abs(d[0]) > 1.5:  # causal.draw bends long edges (arc3, rad 0.35): the curve's midpoint
+                mid = mid + 0.175 * np.array([d[1], -d[0]])
+            normal = np.array([d[1], -d[0]]) / (np.linalg.norm(d) or 1.0)  # right of the direction of travel
+            xy, offset, colour = tuple(mid), tuple(11 * normal), _COLORS[1]
         else:
-            pts = np.array([nodes[t] for t in tails], dtype=float)
-            hub = pts.mean(axis=0) * 0.5 + np.array([hx, hy]) * 0.5
-            hub[1] -= 0.35
-            for t in pts:
-                ax.annotate("", hub, t, arrowprops=dict(arrowstyle="-", lw=2.5, color=_COLORS[3], alpha=0.6,
-                                                        shrinkA=14, shrinkB=0))
-            ax.plot([hub[0]], [hub[1]], "o", ms=10, color=_COLORS[3], alpha=0.6)
-            ax.annotate("", (hx, hy), hub, arrowprops=dict(arrow, color=_COLORS[3], shrinkA=4))
-            ax.annotate(f"{{{', '.join(tails)}}} {text}".strip(), hub, textcoords="offset points", xytext=(0, -16),
-                        ha="center", fontsize=9, color=_COLORS[3])
-    xs = np.array([p[0] for p in nodes.values()])
-    ys = np.array([p[1] for p in nodes.values()])
-    ax.set_xlim(xs.min() - 0.7, xs.max() + 0.7)
-    ax.set_ylim(ys.min() - 1.0, ys.max() + 0.8)
-    ax.set_title(title, fontsize=10)
+            centre = np.mean([pos[t] for t in tails], axis=0)
+            xy = tuple(centre + 0.45 * (np.asarray(pos[head]) - centre))
+            text = f"{{{', '.join(tails)}}}: {text}"
+            offset, colour = (34, -20), _COLORS[3]
+        ax.annotate(text, xy, xytext=offset, textcoords="offset points", ha="center", fontsize=9, color=colour,
+                    fontweight="bold", zorder=8, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
     return fig
 
 

@@ -52,7 +52,9 @@ def make_summary(*, diagnostics_ok: bool = True) -> dict:
                              "through S": dict(mean=0.005, lo=-0.002, hi=0.01)},
                     "note": "effects of do(B=16) against do(B=128)"},
         "hypergraph_edges": [dict(tails=["B"], head="N", effect=-0.9), dict(tails=["N"], head="S", effect=0.4),
-                             dict(tails=["N", "S"], head="C", effect=0.2), dict(tails=["C"], head="G", effect=-0.5)],
+                             dict(tails=["N", "S"], head="C", effect=0.25), dict(tails=["C"], head="G", effect=-0.5),
+                             dict(tails=["B"], head="G", effect=None),
+                             dict(tails=["N"], head="C", effect=0.7, main_effect=True)],
         "loo": {"models": {"hypergraph": dict(elpd=-120.5, se=6.1, p_loo=12.0, pareto_k_max=0.4),
                            "pairwise": dict(elpd=-124.0, se=6.4, p_loo=10.0, pareto_k_max=0.3)},
                 "preferred": "hypergraph", "verdict": "hypergraph preferred by 3.5 ± 2.0 elpd"},
@@ -96,5 +98,12 @@ def built_report(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("report")
     s, r = make_summary(), make_runs()
-    build.build(s, r, folder)
+    build.build(s, r, folder, graph=paper_graph())
     return folder, s, r
+
+
+def paper_graph():
+    from hgcnet_jax.causal import Hypergraph
+
+    return Hypergraph.paper({"B": "batch_size", "N": "noise_b_simple", "S": "sharp_lambda_max",
+                             "C": "complexity_dist_init", "G": "test_acc"}, direct=True)

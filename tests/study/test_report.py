@@ -69,6 +69,7 @@ def test_poor_diagnostics_give_a_visible_warning(built_report, summary_factory):
 
 def test_interventional_plot_draws_one_band_per_model_and_every_run(summary, runs):
     fig = build.figures(summary, runs)["interventional"]
+    assert "hypergraph" not in build.figures(summary, runs)     # no graph given: no drawing
     ax = fig.axes[0]
     assert len(ax.collections) == 1 + len(summary["interventional"]["curves"])   # scatter + bands
     offsets = ax.collections[0].get_offsets()
@@ -78,11 +79,14 @@ def test_interventional_plot_draws_one_band_per_model_and_every_run(summary, run
     np.testing.assert_allclose(lines[0].get_ydata(), summary["interventional"]["curves"]["hypergraph"]["mean"])
 
 
-def test_hypergraph_drawing_marks_the_hyperedge():
-    fig = plots.hypergraph({"N": (0, 0), "S": (1, 0), "C": (2, 0)},
-                           [(("N", "S"), "C", 0.25), (("N",), "S", -1.0)])
+def test_hypergraph_drawing_labels_edges_with_their_effects(summary):
+    from hgcnet_jax.causal import Hypergraph
+
+    fig = plots.hypergraph(Hypergraph.paper(direct=True), summary["hypergraph_edges"])
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert "{N, S} +0.25" in texts and "-1" in texts
+    assert "{N, S}: +0.25" in texts and "-0.90" in texts and "+0.40" in texts and "-0.50" in texts
+    assert "+0.70" not in texts          # main effects carried by the hyperedge are not drawn as edges
+    assert all(n in texts for n in "BNSCG")
 
 
 def test_save_is_atomic_and_overwrites(tmp_path):
