@@ -15,6 +15,7 @@ Everything is vectorised with :mod:`jax.random` (no Python loop per resample).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Literal
 
 import jax
@@ -104,14 +105,12 @@ def permutation_test(
         if not np.all(np.isfinite(ys)):
             raise ValueError(f"outcome {outcome!r} has non-finite values among runs with {treatment} == {lev!r}")
     na, nb = ya.size, yb.size
-    pooled = jnp.asarray(np.concatenate([ya, yb]), dtype=jnp.float32)
-    centre = float(pooled.mean())
-    pooled = pooled - centre  # float32-friendly
-    kp, ka, kb = jax.random.split(key, 3)
-    perms = jax.vmap(lambda k: jax.random.permutation(k, pooled))(jax.random.split(kp, num_permutations))
-    stats = perms[:, :na].mean(axis=1) - perms[:, na:].mean(axis=1)
-    obs = float(ya.mean() - yb.mean())
+    centre = float(np.concatenate([ya, yb]).mean())  # centring keeps float32 accurate
+    pooled = jnp.asarray(np.concatenate([ya, yb]) - centre, dtype=jnp.float32)
+    stats, boot = _resample(key, pooled, na, int(num_permutations), int(num_bootstrap))
     stats = np.asarray(stats, dtype=np.float64)
+    boot = np.asarray(boot, dtype=np.float64)
+    obs = float(ya.mean() - yb.mean())
     tol = 1e-6 * max(1.0, abs(obs))
     if alternative == "two-sided":
         extreme = np.abs(stats) >= abs(obs) - tol
@@ -120,11 +119,6 @@ def permutation_test(
     else:
         extreme = stats <= obs + tol
     p = (1.0 + extreme.sum()) / (1.0 + num_permutations)
-    ja = jnp.asarray(ya - centre, dtype=jnp.float32)
-    jb = jnp.asarray(yb - centre, dtype=jnp.float32)
-    ia = jax.random.randint(ka, (num_bootstrap, na), 0, na)
-    ib = jax.random.randint(kb, (num_bootstrap, nb), 0, nb)
-    boot = np.asarray(ja[ia].mean(axis=1) - jb[ib].mean(axis=1), dtype=np.float64)
     lo, hi = np.quantile(boot, [(1 - prob) / 2, (1 + prob) / 2])
     return PermutationResult(
         diff=obs,
@@ -138,3 +132,18 @@ def permutation_test(
         num_bootstrap=int(num_bootstrap),
         alternative=alternative,
     )
+
+
+@functools.partial(jax.jit, static_argnames=("n_a", "num_permutations", "num_bootstrap"))
+def _resample(key: jax.Array, pooled: jax.Array, n_a: int, num_permutations: int, num_bootstrap: int):
+    """Permutation statistics and bootstrap differences, vectorised over resamples."""
+    kp, ka, kb = jax.random.split(key, 3)
+    n_b = pooled.shape[0] - n_a
+    order = jnp.argsort(jax.random.uniform(kp, (num_permutations, pooled.shape[0])), axis=1)
+    perms = pooled[order]  # uniformly random permutations (ties have probability 0)
+    stats = perms[:, :n_a].mean(axis=1) - perms[:, n_a:].mean(axis=1)
+    ya, yb = pooled[:n_a], pooled[n_a:]
+    ia = jax.random.randint(ka, (num_bootstrap, n_a), 0, n_a)
+    ib = jax.random.randint(kb, (num_bootstrap, n_b), 0, n_b)
+    boot = ya[ia].mean(axis=1) - yb[ib].mean(axis=1)
+    return stats, boot
