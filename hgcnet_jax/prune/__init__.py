@@ -1,9 +1,33 @@
 """Granger-causal pruning (Shah et al. 2024) with magnitude and random baselines.
 
-The Lasso in :mod:`hgcnet_jax.prune.lasso` minimises scikit-learn's objective and
-returns a duality-gap certificate with every fit.
+* :mod:`~hgcnet_jax.prune.solvers` — the Lasso with scikit-learn's objective and a
+  duality-gap certificate on every fit (working sets + Gap Safe screening, covariance
+  coordinate descent, FISTA, the authors' truncated-gradient SGD), paths, and α by
+  target sparsity.
+* :mod:`~hgcnet_jax.prune.record` — masked training vmapped over seeds and the
+  streaming recorder of loss changes and parameter updates.
+* :mod:`~hgcnet_jax.prune.granger` — the Granger regression and keep rules, magnitude
+  and random baselines; :mod:`~hgcnet_jax.prune.structured` — the group-Lasso variant
+  that removes whole output units.
+* :mod:`~hgcnet_jax.prune.procedure` — the iterative procedure (pre-train, prune,
+  reset, retrain) for every method under one budget; :mod:`~hgcnet_jax.prune.analysis`
+  — curves, phase-shift points, plots; :mod:`~hgcnet_jax.prune.cli` — ``hgcnet prune``.
 """
 
+from hgcnet_jax.prune.analysis import PhaseShift, hinge_fit, phase_shift, plot_curves, plot_spectra, summarize
+from hgcnet_jax.prune.granger import GrangerFit, granger_fit, granger_keep, magnitude_keep, random_keep
+from hgcnet_jax.prune.masks import (
+    apply_mask,
+    cubic_schedule,
+    geometric_schedule,
+    keep_top,
+    masked,
+    ones_mask,
+    prunable,
+    sparsity,
+)
+from hgcnet_jax.prune.procedure import METHODS, PruneConfig, PruneResult, run_pruning
+from hgcnet_jax.prune.record import Recording, Trainer
 from hgcnet_jax.prune.solvers import (
     LassoConvergenceWarning,
     LassoPath,
@@ -17,8 +41,10 @@ from hgcnet_jax.prune.solvers import (
     lasso_path,
     soft_threshold,
 )
+from hgcnet_jax.prune.structured import group_alpha_max, group_lasso, output_groups, structured_granger_keep
 
 __all__ = [
+    # Lasso
     "LassoConvergenceWarning",
     "LassoPath",
     "LassoResult",
@@ -30,4 +56,36 @@ __all__ = [
     "lasso_objective",
     "lasso_path",
     "soft_threshold",
+    "group_lasso",
+    "group_alpha_max",
+    # masks
+    "prunable",
+    "ones_mask",
+    "apply_mask",
+    "masked",
+    "sparsity",
+    "keep_top",
+    "cubic_schedule",
+    "geometric_schedule",
+    # recording and scoring
+    "Recording",
+    "Trainer",
+    "GrangerFit",
+    "granger_fit",
+    "granger_keep",
+    "magnitude_keep",
+    "random_keep",
+    "output_groups",
+    "structured_granger_keep",
+    # procedure and analysis
+    "METHODS",
+    "PruneConfig",
+    "PruneResult",
+    "run_pruning",
+    "PhaseShift",
+    "hinge_fit",
+    "phase_shift",
+    "summarize",
+    "plot_curves",
+    "plot_spectra",
 ]

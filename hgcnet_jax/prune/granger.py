@@ -113,12 +113,12 @@ def granger_fit(
     blocks = 3 if alive is not None and ncol == 3 * np.size(alive) else 1
     P = ncol // blocks
     alive = np.ones(P, bool) if alive is None else np.asarray(alive, bool)
-    cols = np.flatnonzero(np.tile(alive, blocks))
-    coef = np.zeros(ncol, np.float64)
-    corr = np.zeros(ncol, np.float64)
-    if cols.size == 0:
+    live = np.tile(alive, blocks)
+    if not live.any():
         raise ValueError("granger_fit: no alive weights to fit")
-    Xn = X[:, cols]
+    # Dead columns are zeroed, not dropped: the shape (and so the compiled solver) stays
+    # the same from one pruning iteration to the next; zero columns are screened at once.
+    Xn = np.where(live[None, :], X, 0.0).astype(np.float32)
     if standardize:
         rms = np.sqrt(np.mean(np.square(Xn, dtype=np.float64), axis=0))
         Xn = (Xn / np.where(rms > 0, rms, 1.0)).astype(np.float32)
@@ -127,10 +127,9 @@ def granger_fit(
     amax = float(alpha_max(Xa, ya))
     a = alpha * amax if alpha_scale == "relative" else float(alpha)
     res = lasso(Xa, ya, a, solver=solver, tol=tol, warn=warn)
-    w = np.asarray(res.coef, np.float64)
-    coef[cols] = w
-    r = np.asarray(ya, np.float64) - np.asarray(Xa, np.float64) @ w
-    corr[cols] = np.abs(r @ np.asarray(Xa, np.float64)) / X.shape[0]
+    coef = np.where(live, np.asarray(res.coef, np.float64), 0.0)
+    r = np.asarray(ya, np.float64) - Xn.astype(np.float64) @ coef
+    corr = np.where(live, np.abs(r @ Xn.astype(np.float64)) / X.shape[0], 0.0)
     return GrangerFit(_fold_momentum(coef, P), _fold_momentum(corr, P), a, res)
 
 

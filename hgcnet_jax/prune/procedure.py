@@ -10,7 +10,7 @@ For each seed (all seeds at once, one compiled program per phase):
    b. score the alive weights:
       ``granger`` — plain SGD (lr 1e-3) for the pruning steps while recording loss
       changes and squared updates, then the Lasso (:mod:`hgcnet_jax.prune.granger`);
-      ``magnitude`` — the same SGD steps (no recording), then :math:`|\theta|`;
+      ``magnitude`` — :math:`|\theta|` (optionally after ``magnitude_steps`` SGD steps);
       ``random`` — uniform scores;
    c. keep the budget :math:`(1 - s_i)` of the prunable weights (global or per layer;
       ``granger_mode="exact"`` instead prunes every γ = 0 and ignores the level);
@@ -62,6 +62,9 @@ class PruneConfig:
         levels: target sparsities of the successive iterations (increasing, in [0, 1)).
         train_lr: Adam learning rate of pre-training and final training [5e-4 final].
         prune_lr: plain SGD learning rate of the pruning steps [1e-3].
+        magnitude_steps: plain-SGD steps before scoring |θ| (0: the rewound checkpoint's
+            |θ|, i.e. one-shot-per-iteration magnitude pruning with rewinding; the SGD steps at
+            lr 1e-3 barely move the weights anyway).
         granger_mode: ``"rank"`` (budgeted) or ``"exact"`` (prune γ = 0).
         granger_scope, magnitude_scope, random_scope: ``"global"`` or ``"layer"``.
         alpha, alpha_scale: the Lasso penalty (see :func:`hgcnet_jax.prune.granger_fit`).
@@ -86,6 +89,7 @@ class PruneConfig:
     levels: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.98)
     train_lr: float = 1e-3
     prune_lr: float = 1e-3
+    magnitude_steps: int = 0
     granger_mode: str = "rank"
     granger_scope: str = "global"
     magnitude_scope: str = "global"
@@ -126,6 +130,8 @@ class PruneConfig:
                 bad(name, "must be 'global' or 'layer'")
         if self.alpha < 0:
             bad("alpha", "must be >= 0")
+        if self.magnitude_steps < 0:
+            bad("magnitude_steps", "must be >= 0")
         if self.alpha_scale not in ("relative", "absolute"):
             bad("alpha_scale", "must be 'relative' or 'absolute'")
         if self.target not in ("consecutive", "same_batch"):
@@ -255,7 +261,7 @@ def run_pruning(
 
     S = len(cfg.seeds)
     seed_keys = jnp.stack([jax.random.fold_in(key, int(s)) for s in cfg.seeds])
-    params0 = jax.vmap(task.init)(seed_keys)
+    params0 = jax.jit(jax.vmap(task.init))(seed_keys)
     unstacked = jax.tree.map(lambda x: x[0], params0)
     which = prunable(unstacked)
     leaves_def = jax.tree.structure(params0)
@@ -347,7 +353,11 @@ def run_pruning(
                 extra = {"gap": gaps, "conv": conv}
                 del rec
             elif method == "magnitude":
-                trained, _ = trainer.train(ckpt, mask, key=step_key, steps=cfg.prune_steps, opt=("sgd", cfg.prune_lr))
+                if cfg.magnitude_steps > 0:
+                    trained, _ = trainer.train(ckpt, mask, key=step_key, steps=cfg.magnitude_steps,
+                                               opt=("sgd", cfg.prune_lr))
+                else:
+                    trained = jax.vmap(apply_mask)(ckpt, mask)
                 w = _flat(trained, which)
                 keep = np.stack([magnitude_keep(w[s], keep[s], slices, target_sparsity=target,
                                                 scope=cfg.magnitude_scope) for s in range(S)])

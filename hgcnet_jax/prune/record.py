@@ -179,16 +179,26 @@ class Trainer:
     def init_opt(self, spec: tuple, params, mask):
         return jax.vmap(lambda p, m: self._opt(spec, m).init(p))(params, mask)
 
-    def train(self, params, mask, *, key, steps: int, opt: tuple) -> tuple[PyTree, np.ndarray]:
-        """Train ``steps`` masked steps from ``params * mask``; returns ``(params, losses (S, steps))``."""
+    def train(self, params, mask, *, key, steps: int, opt: tuple, chunk_steps: int = 50) -> tuple[PyTree, np.ndarray]:
+        """Train masked steps from ``params * mask``; returns ``(params, losses (S, steps'))``.
+
+        The steps run as jitted scans of ``chunk_steps`` steps (one compiled program per
+        optimiser, whatever ``steps``), so ``steps`` is rounded up to whole chunks.
+        """
         S = jax.tree.leaves(params)[0].shape[0]
         params = jax.vmap(apply_mask)(params, mask)
         opt_state = self.init_opt(opt, params, mask)
         keys = jax.random.split(key, S)
-        batches = jax.vmap(lambda k: epoch_batches(k, self.train_idx, self.batch_size, steps))(
+        chunk = max(1, min(int(chunk_steps), int(steps)))
+        n_chunks = -(-int(steps) // chunk)
+        batches = jax.vmap(lambda k: epoch_batches(k, self.train_idx, self.batch_size, n_chunks * chunk))(
             jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys))
-        params, _, _, losses = self._program(opt, False, False)(params, opt_state, mask, keys, batches)
-        return params, np.asarray(losses)
+        fn = self._program(opt, False, False)
+        out = []
+        for c in range(n_chunks):
+            params, opt_state, keys, losses = fn(params, opt_state, mask, keys, batches[:, c * chunk : (c + 1) * chunk])
+            out.append(np.asarray(losses))
+        return params, np.concatenate(out, axis=1)
 
     def record(self, params, mask, *, key, steps: int, lr: float, chunk_steps: int = 8,
                same_batch: bool = False, progress: Callable[[int], None] | None = None) -> tuple[PyTree, Recording]:
