@@ -46,6 +46,7 @@ configuration precedence (later wins):
   preset  <  --config FILE  <  flags  <  --set KEY=VALUE
 
 presets:
+  tiny    a smoke test in about a minute (3 batch sizes, 2 epochs, short MCMC; numbers mean nothing)
   quick   the embedded demo: B in {16,32,64,128,256} x 4 seeds, few epochs (default for csbm/digits)
   paper   the paper's grid: B in {16,...,512} x 10 seeds (default for every other dataset)
 
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", metavar="NAME", help="model (default gcn): gcn, gat, mlp, lenet5, transformer, ...")
     g.add_argument("--data-root", metavar="DIR", help="folder with dataset files (default: $HGCNET_DATA_DIR, cache)")
     g.add_argument("--split", metavar="NAME", help="dataset split (paper preset on Planetoid: full)")
-    g.add_argument("--preset", choices=("auto", "quick", "paper"), default="auto",
+    g.add_argument("--preset", choices=("auto", "tiny", "quick", "paper"), default="auto",
                    help="starting values of the grid (default auto: quick for csbm/digits, paper otherwise)")
     g = s.add_argument_group("interventions and training")
     g.add_argument("--batch-sizes", type=_int_list, metavar="B,B,...", help="batch sizes to intervene with, e.g. 16,64,256")

@@ -557,7 +557,8 @@ _PLANETOID = ("cora", "citeseer", "pubmed")
 def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
     """Dotted-name updates of a named preset, for :meth:`StudyConfig.override`.
 
-    ``"quick"`` is the embedded demo that runs end to end within minutes on a
+    ``"tiny"`` is a smoke test (seconds of training, a short MCMC: the numbers mean
+    nothing); ``"quick"`` is the embedded demo that runs end to end within minutes on a
     2-core CPU; ``"paper"`` is the paper's grid (batch sizes 16 … 512, 10 seeds;
     Planetoid graphs use the ``"full"`` 60/20/20 split so that B = 512 fits in the
     training set).
@@ -565,6 +566,14 @@ def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
     Raises:
         ConfigError: unknown preset name (field ``preset``).
     """
+    if name == "tiny":
+        out = {"data.name": dataset, "train.batch_sizes": [8, 16, 32], "train.seeds": 4, "train.epochs": 2,
+               "mediators.options.lanczos_steps": 4, "mediators.options.slq_probes": 1,
+               "mediators.options.trace_probes": 3, "causal.num_warmup": 60, "causal.num_samples": 60,
+               "causal.permutations": 200, "causal.refuters": ["placebo_treatment"]}
+        if dataset == "csbm":
+            out["data.options.num_nodes"] = 120
+        return out
     if name == "quick":
         return {"data.name": dataset, "train.batch_sizes": [16, 32, 64, 128, 256], "train.seeds": 4}
     if name == "paper":
@@ -573,4 +582,4 @@ def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
         if dataset in _PLANETOID:
             out["data.split"] = "full"
         return out
-    raise ConfigError("preset", f"must be 'quick' or 'paper', got {name!r}")
+    raise ConfigError("preset", f"must be 'tiny', 'quick' or 'paper', got {name!r}")

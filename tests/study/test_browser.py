@@ -49,14 +49,18 @@ def _run(args, tmp_path):
     return subprocess.run(base + args, capture_output=True, text=True, timeout=120)
 
 
-def test_report_plots_are_decoded_and_visible_in_chromium(tmp_path, built_report):
-    report = built_report[0] / "report.html"
+def probe_report(report, tmp_path) -> dict[str, dict]:
+    """Render ``report`` in headless Chromium; per plot: decoded size, laid-out size, visibility."""
     probed = tmp_path / "probed.html"
     probed.write_text(report.read_text().replace("</body>", _PROBE + "</body>"))
     proc = _run(["--window-size=1280,2000", "--dump-dom", probed.as_uri()], tmp_path)
     m = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
     assert m, f"chromium produced no probe output; stderr:\n{proc.stderr[-2000:]}"
-    found = {d["name"]: d for d in json.loads(m.group(1).replace("&quot;", '"'))}
+    return {d["name"]: d for d in json.loads(m.group(1).replace("&quot;", '"'))}
+
+
+def test_report_plots_are_decoded_and_visible_in_chromium(tmp_path, built_report):
+    found = probe_report(built_report[0] / "report.html", tmp_path)
     assert set(found) == set(FIGURES)
     for name, d in found.items():
         assert d["complete"] and d["nw"] > 100 and d["nh"] > 100, (name, d)   # decoded

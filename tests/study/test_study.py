@@ -1,0 +1,162 @@
+"""``hgcnet study`` end to end on the tiny preset: outputs, resume, refusal, CLI and the real report in Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hgcnet_jax import cli, study
+from hgcnet_jax.config import StudyConfig, preset
+from hgcnet_jax.report import FIGURES
+
+pytestmark = pytest.mark.slow
+
+TINY = StudyConfig().override(preset("tiny"))
+
+
+def _snapshot(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*")
+            if p.is_file() and "checkpoints" not in p.parts and p.name != "phases.json"}
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "out"
+    logs: list[str] = []
+    result = study.run(TINY, out=out, progress=False, log=logs.append)
+    return result, logs
+
+
+def test_every_output_is_written(tiny_study):
+    import arviz as az
+
+    result, logs = tiny_study
+    out = result.out
+    for name in ("config.json", "runs.parquet", "posterior_hypergraph.nc", "posterior_pairwise.nc", "summary.json",
+                 "report.html"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("*.tmp"))
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert len(runs) == 3 * 4
+    assert sorted(runs["batch_size"].unique()) == [8, 16, 32]
+    assert runs.groupby("batch_size")["seed"].apply(sorted).tolist() == [[0, 1, 2, 3]] * 3
+    m = TINY.mediators
+    for col in (m.noise, m.sharpness, m.complexity, m.outcome, "wall_time_s", "epochs"):
+        assert col in runs and runs[col].notna().all(), col
+    for graph in ("hypergraph", "pairwise"):
+        idata = az.from_netcdf(out / f"posterior_{graph}.nc")
+        assert {"posterior", "log_likelihood", "observed_data"} <= set(idata.groups())
+        assert idata.posterior.sizes["chain"] == TINY.causal.num_chains
+        assert idata.posterior.sizes["draw"] == TINY.causal.num_samples
+    idata_h = result.posterior("hypergraph")
+    assert "inter[N*S->C]" in idata_h.posterior and "inter[N*S->C]" not in result.posterior("pairwise").posterior
+    # config.json is the fingerprinted config
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["fingerprint"] == TINY.fingerprint()
+    assert StudyConfig.from_dict(saved["config"]) == TINY
+    assert any("sweep: 12 runs" in line for line in logs)
+
+
+def test_summary_is_consistent_with_the_runs(tiny_study):
+    result, _ = tiny_study
+    s = json.loads((result.out / "summary.json").read_text())
+    runs = result.runs
+    iv = s["interventional"]
+    assert iv["batch_sizes"] == [8, 16, 32]
+    np.testing.assert_allclose(iv["observed_mean"], runs.groupby("batch_size")["test_acc"].mean().to_numpy())
+    for curve in iv["curves"].values():
+        assert np.all(np.asarray(curve["lo"]) <= np.asarray(curve["mean"]))
+        assert np.all(np.asarray(curve["mean"]) <= np.asarray(curve["hi"]))
+    a = s["ate"]
+    assert (a["b_small"], a["b_large"]) == (8, 32)
+    assert a["lo"] <= a["mean"] <= a["hi"] and len(a["draws"]) == TINY.causal.num_chains * TINY.causal.num_samples
+    assert np.isclose(np.mean(a["draws"]), a["mean"], atol=1e-5)
+    assert np.isclose(np.mean(np.asarray(a["draws"]) > 0), a["prob_positive"])
+    raw = runs.groupby("batch_size")["test_acc"].mean()
+    assert np.isclose(a["observed"], raw.loc[8] - raw.loc[32], atol=1e-6)
+    assert 0 < a["p_value"] <= 1
+    rows = s["effects"]["rows"]
+    assert {"total (ATE)", "direct (NDE)", "indirect (NIE)", "through N (path-specific)",
+            "through S (path-specific)"} <= set(rows)
+    assert np.isclose(rows["total (ATE)"]["mean"], rows["direct (NDE)"]["mean"] + rows["indirect (NIE)"]["mean"],
+                      atol=1e-6)
+    rec = s["recommendation"]
+    assert rec["best_batch_size"] in (8, 16, 32) and rec["current_batch_size"] == 32
+    best_i = [8, 16, 32].index(rec["best_batch_size"])
+    assert rec["best_mean"] == pytest.approx(max(iv["curves"]["hypergraph"]["mean"]))
+    assert rec["best_mean"] == pytest.approx(iv["curves"]["hypergraph"]["mean"][best_i])
+    tpe = (runs["wall_time_s"] / runs["epochs"]).groupby(runs["batch_size"]).median()
+    assert rec["time_per_epoch_s"] == pytest.approx({str(b): tpe.loc[b] for b in (8, 16, 32)})
+    assert [r["name"] for r in s["refutations"]] == ["placebo treatment"]
+    assert set(s["diagnostics"]["models"]) == {"hypergraph", "pairwise"}
+    # a short MCMC: the diagnostics verdict and the warnings agree
+    assert s["diagnostics"]["ok"] == (not any("MCMC diagnostics are poor" in w for w in s["warnings"]))
+
+
+def test_report_shows_every_figure(tiny_study):
+    result, _ = tiny_study
+    page = result.report.read_text()
+    names = set(re.findall(r'<img class="plot" data-name="([^"]+)"', page))
+    assert names == set(FIGURES)
+    for name in FIGURES:
+        assert (result.out / "plots" / f"{name}.png").is_file() and (result.out / "plots" / f"{name}.svg").is_file()
+
+
+def test_rerun_resumes_every_phase_without_recomputing(tiny_study):
+    result, _ = tiny_study
+    before = _snapshot(result.out)
+    logs: list[str] = []
+    again = study.run(TINY, out=result.out, progress=False, log=logs.append)
+    assert again.resumed == ("sweep", "causal", "report")
+    assert sum("resumed from" in line for line in logs) == 3
+    assert _snapshot(result.out) == before
+    pd.testing.assert_frame_equal(again.runs, result.runs)
+    assert again.summary == json.loads((result.out / "summary.json").read_text())
+
+
+def test_a_lost_report_is_rebuilt_from_the_summary_alone(tiny_study, tmp_path):
+    import shutil
+
+    result, _ = tiny_study
+    copy = tmp_path / "copy"
+    shutil.copytree(result.out, copy)
+    (copy / "report.html").unlink()
+    shutil.rmtree(copy / "plots")
+    again = study.run(TINY, out=copy, progress=False, log=None)
+    assert again.resumed == ("sweep", "causal")
+    assert set(re.findall(r'data-name="([^"]+)"', again.report.read_text())) == set(FIGURES)
+    assert (copy / "summary.json").read_bytes() == (result.out / "summary.json").read_bytes()
+
+
+def test_a_changed_config_is_refused_and_nothing_is_touched(tiny_study):
+    result, _ = tiny_study
+    before = _snapshot(result.out)
+    with pytest.raises(study.StudyFolderError, match=r"changed: train\.epochs"):
+        study.run(TINY.override({"train.epochs": 3}), out=result.out, progress=False, log=None)
+    assert _snapshot(result.out) == before
+
+
+def test_cli_resumes_the_same_study(tiny_study, capsys):
+    result, _ = tiny_study
+    code = cli.main(["study", "--preset", "tiny", "--out", str(result.out), "--no-progress"])
+    cap = capsys.readouterr()
+    assert code == 0
+    assert "resumed from" in cap.err and "report:" in cap.out and "recommended batch size:" in cap.out
+    code = cli.main(["study", "--preset", "tiny", "--epochs", "3", "--out", str(result.out)])
+    assert code == 2 and "changed: train.epochs" in capsys.readouterr().err
+    assert study.load_result(result.out).summary == result.summary
+
+
+@pytest.mark.browser
+def test_the_real_report_renders_in_chromium(tiny_study, tmp_path):
+    from test_browser import probe_report
+
+    result, _ = tiny_study
+    found = probe_report(result.report, tmp_path)
+    assert set(found) == set(FIGURES)
+    for name, d in found.items():
+        assert d["complete"] and d["nw"] > 100 and d["visible"] and d["w"] > 100, (name, d)
