@@ -136,8 +136,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-train", type=int, default=8000)
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--pretrain-steps", type=int, default=300)
-    p.add_argument("--prune-steps", type=int, default=100)
-    p.add_argument("--final-steps", type=int, default=150)
+    p.add_argument("--prune-steps", type=int, default=64)
+    p.add_argument("--final-steps", type=int, default=100)
     p.add_argument("--methods", default="granger,magnitude,random")
     args = p.parse_args(argv)
     from hgcnet_jax.data import load
@@ -157,6 +157,7 @@ def main(argv=None) -> int:
         shutil.rmtree(out)
     t0 = time.perf_counter()
     res = run_pruning(task, cfg, key=jax.random.key(0), methods=args.methods.split(","), out_dir=out,
+                      reuse_pretrain=True,
                       progress=lambda m: print(f"[{time.perf_counter() - t0:7.1f}s] {m}", flush=True))
     seconds = time.perf_counter() - t0
     print(summarize(res.table).to_string())
