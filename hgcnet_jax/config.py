@@ -559,9 +559,9 @@ def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
 
     ``"tiny"`` is a smoke test (seconds of training, a short MCMC: the numbers mean
     nothing); ``"quick"`` is the embedded demo that runs end to end within minutes on a
-    2-core CPU; ``"paper"`` is the paper's grid (batch sizes 16 … 512, 10 seeds;
-    Planetoid graphs use the ``"full"`` 60/20/20 split so that B = 512 fits in the
-    training set).
+    2-core CPU; ``"paper"`` is the paper's grid (batch sizes 16 … 512, 10 seeds, 30 epochs
+    of SGD with lr 0.2; mediators on a fixed subset of 256 training examples; Planetoid
+    graphs use the ``"full"`` 60/20/20 split so that B = 512 fits in the training set).
 
     Raises:
         ConfigError: unknown preset name (field ``preset``).
@@ -578,7 +578,8 @@ def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
         return {"data.name": dataset, "train.batch_sizes": [16, 32, 64, 128, 256], "train.seeds": 4}
     if name == "paper":
         out: dict[str, Any] = {"data.name": dataset, "train.batch_sizes": list(PAPER_BATCH_SIZES),
-                               "train.seeds": PAPER_SEEDS}
+                               "train.seeds": PAPER_SEEDS, "train.epochs": 30, "train.lr": 0.2,
+                               "mediators.options.num_examples": 256}
         if dataset in _PLANETOID:
             out["data.split"] = "full"
         return out

@@ -402,7 +402,7 @@ def _fit_kwargs(config: StudyConfig) -> dict[str, Any]:
     return dict(method=c.method, num_warmup=c.num_warmup, num_samples=c.num_samples, num_chains=c.num_chains)
 
 
-def _fits(config: StudyConfig, table: pd.DataFrame, *, log: Callable[[str], None]) -> tuple[dict, dict]:
+def _fits(config: StudyConfig, table: pd.DataFrame, *, log: Callable[[str], None], bar=None) -> tuple[dict, dict]:
     """Fit the hypergraph SCM and its pairwise twin (``causal.fit``) to the runs table."""
     import warnings
 
@@ -424,6 +424,7 @@ def _fits(config: StudyConfig, table: pd.DataFrame, *, log: Callable[[str], None
                 raise ConfigError("mediators", f"the runs table cannot be fitted: {e}") from None
         times[name] = time.perf_counter() - t0
         log(f"causal fit ({name}): done in {times[name]:.1f} s")
+        _tick(bar, f"fit {name}")
     return fits, times
 
 
@@ -548,11 +549,16 @@ def run(
         # Fits and effects form one phase: a Fit cannot be rebuilt from its netCDF posterior,
         # so the posteriors and the summary are written together when both are complete.
         table, notes = fit_table(runs, config)
-        fits, t_fits = _fits(config, table, log=log)
-        log("effects: E[G | do(B)], ATE, mediation, PSIS-LOO, refutations, permutation test, recommendation …")
-        t0 = time.perf_counter()
-        summary = summarise(config, runs, table, fits, notes=notes, log=log)
-        t_eff = time.perf_counter() - t0
+        bar = _causal_bar(config, progress)
+        try:
+            fits, t_fits = _fits(config, table, log=log, bar=bar)
+            log("effects: E[G | do(B)], ATE, mediation, PSIS-LOO, refutations, permutation test, recommendation …")
+            t0 = time.perf_counter()
+            summary = summarise(config, runs, table, fits, notes=notes, log=log, bar=bar)
+            t_eff = time.perf_counter() - t0
+        finally:
+            if bar is not None:
+                bar.close()
         log(f"effects: done in {t_eff:.1f} s")
         timings["causal fits"] = {"seconds": sum(t_fits.values()), "source": "computed"}
         timings["effects"] = {"seconds": t_eff, "source": "computed"}
@@ -626,6 +632,22 @@ def per_batch_size(runs: pd.DataFrame, config: StudyConfig) -> dict[str, Any]:
     return {"columns": columns, "rows": rows}
 
 
+def _causal_bar(config: StudyConfig, progress: bool):
+    """A ``tqdm`` bar over the causal phase: one tick per NUTS fit (two, plus one per refutation) and query."""
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    total = 2 + 4 + len(config.causal.refuters)
+    return tqdm(total=total, desc="causal (NUTS fits, queries)", unit="step", leave=False)
+
+
+def _tick(bar, what: str) -> None:
+    if bar is not None:
+        bar.set_postfix_str(what, refresh=False)
+        bar.update(1)
+
+
 def _interval(e) -> dict[str, float]:
     return {"mean": float(e.mean), "lo": float(e.lower), "hi": float(e.upper)}
 
@@ -658,6 +680,7 @@ def summarise(
     *,
     notes: list[str] | None = None,
     log: Callable[[str], None] | None = None,
+    bar=None,
 ) -> dict[str, Any]:
     """Every number of the report, from the runs and the two fits (``summary.json``).
 
@@ -673,6 +696,7 @@ def summarise(
         fits: ``{"hypergraph": Fit, "pairwise": Fit}``.
         notes: warnings about dropped rows (from :func:`fit_table`).
         log: progress messages.
+        bar: optional ``tqdm`` bar advanced once per query (see :func:`_causal_bar`).
 
     Returns:
         A JSON-serialisable dict; its keys are documented in :mod:`hgcnet_jax.report.html`.
@@ -698,6 +722,7 @@ def summarise(
         t = rec.table.set_index("value")
         curves[name] = {"mean": [float(t.loc[b, "mean"]) for b in bs], "lo": [float(t.loc[b, "lower"]) for b in bs],
                         "hi": [float(t.loc[b, "upper"]) for b in bs]}
+    _tick(bar, "E[G | do(B)]")
     observed = runs.groupby("batch_size")[m.outcome].mean()
     counts = runs.groupby("batch_size")[m.outcome].size()
 
@@ -711,10 +736,12 @@ def summarise(
            "observed_lo": perm.lower, "observed_hi": perm.upper, "p_value": perm.p_value,
            "n_small": perm.n_a, "n_large": perm.n_b, "draws": [round(float(x), 6) for x in eff.draws]}
     ate_pair = causal.ate(pair, "B", b_small, b_large, "G", prob=prob)
+    _tick(bar, "ATE")
 
     # Direct and mediated effects (Pearl 2001; path-specific: Avin, Shpitser & Pearl 2005)
     log("effects: mediation (natural direct/indirect, path-specific through N, S, C)")
     med = causal.mediation(hyper, "B", b_small, b_large, "G", prob=prob)
+    _tick(bar, "mediation")
     rows = {"total (ATE)": _interval(med.total), "direct (NDE)": _interval(med.nde),
             "indirect (NIE)": _interval(med.nie)}
     for name, e in med.pse.items():
@@ -729,6 +756,7 @@ def summarise(
     # Hypergraph against pairwise
     log("effects: PSIS-LOO hypergraph against pairwise")
     lc = causal.loo_compare(hyper, pair, names=("hypergraph", "pairwise"))
+    _tick(bar, "PSIS-LOO")
     if lc.prefers_a():
         verdict = f"The hypergraph predicts held-out runs better: Δelpd = {lc.diff:+.2f} ± {lc.se_diff:.2f} (z = {lc.z:.1f})."
     elif lc.diff < -2 * lc.se_diff:
@@ -751,10 +779,13 @@ def summarise(
         log(f"effects: refutations ({', '.join(c.refuters)}); each refits the model …")
         import warnings as _w
 
-        with _w.catch_warnings():
-            _w.simplefilter("ignore", causal.ConvergenceWarning)
-            ref = causal.refute(hyper, "B", b_small, b_large, "G", key=k_ref, refuters=tuple(c.refuters), prob=prob)
-        for r in ref.to_dict("records"):
+        frames = []
+        for name, k in zip(c.refuters, jax.random.split(k_ref, len(c.refuters))):
+            with _w.catch_warnings():
+                _w.simplefilter("ignore", causal.ConvergenceWarning)
+                frames.append(causal.refute(hyper, "B", b_small, b_large, "G", key=k, refuters=(name,), prob=prob))
+            _tick(bar, f"refute: {name}")
+        for r in pd.concat(frames, ignore_index=True).to_dict("records"):
             refutations.append({
                 "name": r["refuter"].replace("_", " "), "original": r["estimate"], "new": r["new_estimate"],
                 "new_lo": r["new_lower"], "new_hi": r["new_upper"], "passed": bool(r["passed"]),

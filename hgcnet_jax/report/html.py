@@ -151,7 +151,9 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]
                 [f"{a['mass']:.0%} credible interval", f"[{_num(a['lo'])}, {_num(a['hi'])}]"],
                 ["P(ATE > 0)", _num(a["prob_positive"], ".3f")],
                 ["P(sign of the mean)", _num(a["prob_sign"], ".3f")],
-                ["raw difference of per-seed means", _num(a["observed"])],
+                ["raw difference of per-seed means (bootstrap interval)",
+                 _num(a["observed"]) + (f" [{_num(a['observed_lo'])}, {_num(a['observed_hi'])}]"
+                                        if a.get("observed_lo") is not None else "")],
                 ["permutation p-value over seeds (two-sided)", _num(a["p_value"], ".4g")],
             ],
         )

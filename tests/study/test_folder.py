@@ -97,3 +97,16 @@ def test_load_result_requires_a_finished_study(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing runs.parquet, summary.json, report.html"):
         study.load_result(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["config"]["seed"] == 0
+
+
+def test_causal_progress_bar_counts_fits_queries_and_refutations():
+    c = StudyConfig()
+    assert study._causal_bar(c, progress=False) is None
+    bar = study._causal_bar(c, progress=True)
+    try:
+        assert bar.total == 2 + 4 + len(c.causal.refuters)
+        study._tick(bar, "fit hypergraph")
+        study._tick(None, "ignored")
+        assert bar.n == 1
+    finally:
+        bar.close()
