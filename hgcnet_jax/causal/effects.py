@@ -73,7 +73,8 @@ class Effect:
         lower, upper: Equal-tailed credible interval at level ``prob``.
         prob: The interval's level.
         p_positive: Posterior probability that the quantity is > 0.
-        p_sign: Posterior probability of the sign of ``mean`` (``max(p, 1 − p)``).
+        p_sign: Posterior probability of the sign of ``mean``: ``P(effect > 0)`` when
+            ``mean > 0``, ``P(effect < 0)`` when ``mean < 0`` (0.5 when ``mean == 0``).
         draws: One value per posterior draw.
         query: The interventions that define it, e.g. ``{"B": (16, 512)}``.
     """
@@ -105,7 +106,7 @@ class Effect:
             upper=float(hi),
             prob=prob,
             p_positive=p_pos,
-            p_sign=p_pos if mean >= 0 else 1.0 - p_pos,
+            p_sign=p_pos if mean > 0 else float(np.mean(d < 0)) if mean < 0 else 0.5,
             draws=d,
             query=dict(query or {}),
         )

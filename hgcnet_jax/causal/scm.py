@@ -414,7 +414,8 @@ def make_model(graph: Hypergraph, scaling: Scaling | None = None) -> Callable[[I
             noise = dist.StudentT(nu[j], mu, sigma[j]) if student else dist.Normal(mu, sigma[j])
             keep = ~inputs[f"cut:{v}"] if f"cut:{v}" in inputs else True
             with numpyro.plate("runs", n, dim=-1), handlers.mask(mask=keep):
-                values[v] = numpyro.sample(v, noise)
+                # broadcast: under ``do`` the site returns the intervention, maybe a scalar
+                values[v] = jnp.broadcast_to(numpyro.sample(v, noise), (n,))
         return {v: values[v] for v in order}
 
     model.__name__ = f"scm_{graph.name.replace('-', '_')}"

@@ -4,7 +4,6 @@ import dataclasses
 
 import jax
 import numpy as np
-import pandas as pd
 import pytest
 
 from hgcnet_jax import causal

@@ -3,9 +3,7 @@
 import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import pytest
 from numpyro import handlers
 from scipy import stats

@@ -1,0 +1,61 @@
+"""Benchmark: NUTS fit time of the causal hypergraph SCM, and how it grows with the runs.
+
+For each table size the same graph is fitted to two synthetic tables of that size with
+:func:`hgcnet_jax.causal.fit_many`: the first fit includes compiling the NUTS program
+(what a user pays once per graph and table size), the second reuses it (sampling
+only). Settings: the HGCNet hypergraph with a direct B → G edge, 2 chains × 1000 draws
+after 500 warm-up steps, chains vectorised in one program, float32 on CPU.
+
+Run: ``python -m benchmarks causal_nuts`` (or ``python benchmarks/causal_nuts.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+SIZES = (50, 200, 500, 1000, 2000)
+
+
+def run(*, quick: bool = False) -> dict:
+    """Time NUTS fits; returns ``{"title", "figures", "summary"}``."""
+    import jax
+
+    from hgcnet_jax import causal
+
+    sizes = (50, 200) if quick else SIZES
+    draws = dict(num_warmup=200, num_samples=200) if quick else dict(num_warmup=500, num_samples=1000)
+    scm = causal.SyntheticSCM()
+    graph = causal.Hypergraph.paper(direct=True)
+    figures: dict[str, float] = {}
+    for n in sizes:
+        tables = [scm.sample(n, key=jax.random.key(10 * n + i)) for i in range(2)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", causal.ConvergenceWarning)
+            t0 = time.perf_counter()
+            first, second = causal.fit_many(graph, tables, key=jax.random.key(n), num_chains=2, **draws)
+            total = time.perf_counter() - t0
+        figures[f"fit_incl_compile_s_n{n}"] = round(first.wall_time_s, 2)
+        figures[f"sampling_only_s_n{n}"] = round(second.wall_time_s, 2)
+        figures[f"fit_many_2_tables_total_s_n{n}"] = round(total, 2)
+        figures[f"min_ess_n{n}"] = round(first.min_ess, 0)
+        figures[f"max_r_hat_n{n}"] = round(first.max_r_hat, 4)
+    figures["chains"] = 2
+    figures["draws_per_chain"] = draws["num_samples"]
+    figures["cpu_count"] = os.cpu_count() or 0
+    head = figures["fit_incl_compile_s_n200"]
+    summary = (
+        f"NUTS 2x{draws['num_samples']} on 200 runs: {head:.1f} s incl. compile "
+        f"({figures['sampling_only_s_n200']:.1f} s sampling only; target <= 60 s); "
+        + ", ".join(f"n={n}: {figures[f'sampling_only_s_n{n}']:.1f} s" for n in sizes)
+        + " sampling only"
+    )
+    return {"title": "Causal SCM: NUTS fit time vs number of runs", "figures": figures, "summary": summary}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import json
+    import sys
+
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
