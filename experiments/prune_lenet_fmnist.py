@@ -136,8 +136,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-train", type=int, default=8000)
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--pretrain-steps", type=int, default=300)
-    p.add_argument("--prune-steps", type=int, default=64)
-    p.add_argument("--final-steps", type=int, default=100)
+    p.add_argument("--prune-steps", type=int, default=47)
+    p.add_argument("--final-steps", type=int, default=50)
     p.add_argument("--methods", default="granger,magnitude,random")
     args = p.parse_args(argv)
     from hgcnet_jax.data import load
@@ -150,8 +150,8 @@ def main(argv=None) -> int:
     task = make_task(ds, "lenet5")
     cfg = PruneConfig(seeds=(0, 1, 2), batch_size=32, pretrain_steps=args.pretrain_steps,
                       prune_steps=args.prune_steps, final_steps=args.final_steps, levels=LEVELS,
-                      curvature_levels=(0.9,), curvature_examples=512 if not args.quick else 64,
-                      lanczos_steps=24 if not args.quick else 8)
+                      curvature_levels=(0.9,), curvature_examples=256 if not args.quick else 64,
+                      lanczos_steps=16 if not args.quick else 8)
     out = REPO / "hgcnet-out" / "experiments" / (NAME + ("_quick" if args.quick else ""))
     if args.overwrite and out.exists():
         shutil.rmtree(out)

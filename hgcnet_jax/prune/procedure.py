@@ -46,6 +46,7 @@ from hgcnet_jax.prune.record import Trainer
 __all__ = ["PruneConfig", "PruneResult", "run_pruning", "METHODS"]
 
 METHODS = ("granger", "magnitude", "random")
+_PRETRAIN_FIELDS = ("seeds", "batch_size", "pretrain_steps", "train_lr")
 
 
 @dataclass(frozen=True)
@@ -183,27 +184,32 @@ def _mask_from_keep(keep: np.ndarray, like, which):
     return jax.vmap(one)(jnp.asarray(keep, jnp.float32))
 
 
-def _curvature(task, params, mask, idx, *, key, steps) -> tuple[np.ndarray, dict]:
-    """λ_max per replica and the spectral density of replica 0 of ``θ -> L(θ ⊙ m)``."""
+def _curvature_fns(task, idx, steps: int):
+    """Jitted λ_max (vmapped over replicas) and spectral density of ``θ -> L(θ ⊙ m)``.
+
+    The mask is an argument (not a closure constant), so each program compiles once.
+    """
     from hgcnet_jax.curvature import spectral_density, top_eigenvalues
 
-    lams = []
+    def lam(p, m, k):
+        return top_eigenvalues(lambda q: task.loss(apply_mask(q, m), idx), p, 1, key=k, num_steps=steps).eigenvalues[0]
+
+    def dens(p, m, k):
+        sd = spectral_density(lambda q: task.loss(apply_mask(q, m), idx), p, key=k, num_probes=1,
+                              num_steps=steps, grid_size=128)
+        return sd.grid, sd.density
+
+    return jax.jit(jax.vmap(lam)), jax.jit(dens)
+
+
+def _curvature(fns, params, mask, *, key) -> tuple[np.ndarray, dict]:
+    """λ_max per replica and the spectral density of replica 0."""
+    lam_fn, dens_fn = fns
     S = jax.tree.leaves(params)[0].shape[0]
-    spec = {}
-    for s in range(S):
-        p = jax.tree.map(lambda x: x[s], params)
-        m = jax.tree.map(lambda x: x[s], mask)
-
-        def loss_fn(q, m=m):
-            return task.loss(apply_mask(q, m), idx)
-
-        ev = top_eigenvalues(loss_fn, p, 1, key=jax.random.fold_in(key, s), num_steps=steps)
-        lams.append(float(ev.eigenvalues[0]))
-        if s == 0:
-            sd = spectral_density(loss_fn, p, key=jax.random.fold_in(key, 10_000), num_probes=2,
-                                  num_steps=min(steps, 24), grid_size=128)
-            spec = {"grid": np.asarray(sd.grid).tolist(), "density": np.asarray(sd.density).tolist()}
-    return np.asarray(lams), spec
+    lams = np.asarray(lam_fn(params, mask, jax.random.split(key, S)))
+    grid, density = dens_fn(jax.tree.map(lambda x: x[0], params), jax.tree.map(lambda x: x[0], mask),
+                            jax.random.fold_in(key, 10_000))
+    return lams, {"grid": np.asarray(grid).tolist(), "density": np.asarray(density).tolist()}
 
 
 def run_pruning(
@@ -215,6 +221,7 @@ def run_pruning(
     out_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     warn: bool = False,
+    reuse_pretrain: bool = False,
 ) -> PruneResult:
     """Run the pruning study (module docstring) for ``methods`` on ``task``.
 
@@ -227,6 +234,9 @@ def run_pruning(
         out_dir: folder for resumable state (``state.json``, ``*.npz``); ``None``: in memory.
         progress: called with a short message after each phase (CLI progress bars).
         warn: let Lasso convergence warnings through (the gaps are in the table anyway).
+        reuse_pretrain: when ``out_dir`` holds a run whose configuration differs only
+            outside the pre-training fields (seeds, batch size, steps, lr), keep its
+            pre-trained checkpoint and recompute everything else.
 
     Returns:
         A :class:`PruneResult`.
@@ -246,10 +256,14 @@ def run_pruning(
         sp = out / "state.json"
         if sp.exists():
             old = json.loads(sp.read_text())
-            if old.get("config") != state["config"]:
+            if old.get("config") == state["config"]:
+                state = old
+            elif reuse_pretrain and "pretrain" in old.get("done", []) and all(
+                    old["config"].get(k) == state["config"][k] for k in _PRETRAIN_FIELDS):
+                state["done"] = ["pretrain"]          # same pre-training: keep it, redo the rest
+            else:
                 raise ValueError(f"run_pruning: {out} holds a run with another configuration; "
                                  "use a fresh --out folder or the same settings to resume")
-            state = old
 
     def save(params_np: dict | None = None, name: str | None = None):
         if out is None:
@@ -270,6 +284,7 @@ def run_pruning(
     test_idx = np.asarray(task.splits["test"])
     eval_idx = test_idx if cfg.eval_examples is None else test_idx[: cfg.eval_examples]
     curv_idx = jnp.asarray(test_idx[: cfg.curvature_examples])
+    curv_fns = _curvature_fns(task, curv_idx, cfg.lanczos_steps)
     P = _flat(params0, which).shape[1]
     from hgcnet_jax.prune.masks import layer_names
 
@@ -303,7 +318,7 @@ def run_pruning(
         lam = np.full(S, np.nan)
         measure = keep is None or any(abs(target - c) < 1e-9 for c in cfg.curvature_levels)
         if measure:
-            lam, spec = _curvature(task, final, mask, curv_idx, key=jax.random.fold_in(key, 7), steps=cfg.lanczos_steps)
+            lam, spec = _curvature(curv_fns, final, mask, key=jax.random.fold_in(key, 7))
             state["spectra"][f"{method}@{target}"] = spec
         for s in range(S):
             state["rows"].append({
