@@ -16,9 +16,11 @@ one-hidden-layer ``tanh`` network; categorical covariates add one offset per lev
 standardised scale: ``α, β ~ N(0, 1)``, interactions ``γ ~ N(0, 0.5)``,
 ``σ ~ HalfNormal(1)``, Student-t degrees of freedom ``ν ~ Gamma(2, 0.1)``.
 
-Parameter sites are named ``"intercept[v]"``, ``"sigma[v]"``, ``"coef[p->v]"``,
-``"rbf[p->v]"``, ``"inter[N*S->C]"``, ``"mlp_w1[{N,S}->C]"`` …, so a posterior is
-readable as it stands.
+Parameters live in a few vector sites (``"w"``: every coefficient, non-centred with
+its prior scale; ``"sigma"``; ``"rbf_scale"``; ``"nu"``; ``"mlp_*[…]"``), which keeps
+tracing and compilation fast; :class:`Layout` names every coefficient
+(``"intercept[N]"``, ``"coef[B->N]"``, ``"inter[N*S->C]"``, ``"sigma[G]"`` …) and the
+ArviZ posterior and diagnostics use those readable names.
 
 The model is one plain function ``model(inputs)`` with *unobserved* variable sites.
 Fitting conditions it on the table (:func:`numpyro.handlers.condition`); every query
@@ -395,13 +397,12 @@ def make_model(graph: Hypergraph, scaling: Scaling | None = None) -> Callable[[I
         for j, v in enumerate(order):
             lo, hi = slices[v]
             c = coef[lo:hi]
-            if rbf_terms[v]:
-                pos = 1
-                mult = []
-                for t in terms[v][1:]:
-                    mult.append(jnp.full(len(t.names), tau[t.rbf_index]) if t.kind == "rbf" else jnp.ones(len(t.names)))
-                    pos += len(t.names)
-                c = c * jnp.concatenate([jnp.ones(1), *mult])
+            if rbf_terms[v]:  # radial-basis weights are scaled by their edge's rbf_scale
+                mult = [
+                    jnp.full(len(t.names), tau[t.rbf_index]) if t.kind == "rbf" else jnp.ones(len(t.names))
+                    for t in terms[v]
+                ]
+                c = c * jnp.concatenate(mult)
             x = _design(terms[v], values)
             mu = c[0] * jnp.ones(n) if x is None else c[0] + x @ c[1:]
             for h in mlps[v]:
