@@ -92,9 +92,9 @@ def _orthogonalize(Q, w, n_rows):
     """
     num_blocks = (n_rows + _BLOCK - 1) // _BLOCK
 
-    def block(b, w):
+    def block(b, w):  # w: (P,) or (c, P), rows are vectors
         Qb = jax.lax.dynamic_slice_in_dim(Q, b * _BLOCK, _BLOCK, axis=0)
-        return w - Qb.T @ (Qb @ w)
+        return w - (w @ Qb.T) @ Qb
 
     for _ in range(2):
         w = jax.lax.fori_loop(0, num_blocks, block, w)
@@ -120,32 +120,30 @@ def _lanczos_flat(
     rows = -(-(m + 1) // _BLOCK) * _BLOCK  # padded to whole blocks
     Q = jnp.zeros((rows, P), dtype).at[0].set(q0) if keep_basis else None
 
+    # Restart directions (used only after a breakdown) are shifts of one random vector,
+    # orthogonalised together with the residual in the same pass over the basis, so the
+    # restart costs nothing extra even under vmap (where a lax.cond would run both branches).
+    r0 = jax.random.normal(key, (P,), dtype)
+
     def body(state):
         j, Q, alphas, betas, q, q_prev, beta_prev, anorm = state
         w = matvec(q)
         alpha = jnp.vdot(q, w)
         w = w - alpha * q - beta_prev * q_prev
+        r = jnp.roll(r0, 7919 * j + 1)
         if reorthogonalize:
-            w = _orthogonalize(Q, w, j + 1)
+            w, r = _orthogonalize(Q, jnp.stack([w, r]), j + 1)
+        else:
+            r = r - jnp.vdot(q, r) * q - jnp.vdot(q_prev, r) * q_prev
         beta = jnp.linalg.norm(w)
         anorm = jnp.maximum(anorm, jnp.abs(alpha) + beta + beta_prev)
+        # An invariant subspace was found: continue with a fresh direction orthogonal to
+        # the basis and a zero coupling, so T stays exact and NaN-free.
         breakdown = ~(beta > _BREAKDOWN_FACTOR * eps * anorm)
-
-        def restart(_):
-            # An invariant subspace was found: continue with a fresh random direction
-            # orthogonal to the basis (coupling 0), so T stays exact and NaN-free.
-            r = jax.random.normal(jax.random.fold_in(key, j), (P,), dtype)
-            if reorthogonalize:
-                r = _orthogonalize(Q, r, j + 1)
-            else:
-                r = r - jnp.vdot(q, r) * q - jnp.vdot(q_prev, r) * q_prev
-            nr = jnp.linalg.norm(r)
-            return jnp.where(nr > 0, r / jnp.where(nr > 0, nr, 1), 0.0), jnp.zeros((), dtype)
-
-        def proceed(_):
-            return w / beta, beta
-
-        q_next, beta_stored = jax.lax.cond(breakdown, restart, proceed, None)
+        nr = jnp.linalg.norm(r)
+        restart = jnp.where(nr > 0, r / jnp.where(nr > 0, nr, 1), 0.0)
+        q_next = jnp.where(breakdown, restart, w / jnp.where(breakdown, 1, beta))
+        beta_stored = jnp.where(breakdown, 0.0, beta)
         alphas = alphas.at[j].set(alpha)
         betas = betas.at[j].set(beta_stored)
         if keep_basis:
@@ -207,8 +205,8 @@ def lanczos(
         num_steps: ``m``, the number of operator products, ``1 ≤ m ≤ P`` (static).
         reorthogonalize: full reorthogonalisation (needs the basis in memory).
         return_basis: also return the basis (a pytree with a leading axis ``m``).
-        key: PRNG key for restart directions after a breakdown (default: a fixed key;
-            only used when an invariant subspace is hit).
+        key: PRNG key of the restart directions after a breakdown (default: a fixed key;
+            they matter only when an invariant subspace is hit).
 
     Returns:
         A :class:`LanczosResult`.

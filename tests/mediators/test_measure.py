@@ -78,7 +78,7 @@ def test_vmapped_measurement_equals_separate_calls(node_sweep, measured):
 
 def test_measure_on_image_like_task_uses_per_example_vmap(digits):
     task = make_task(digits, "mlp", hidden=(16,))
-    result = sweep(task, grid(batch_size=[32], seed=[0, 1], lr=0.1), Budget(steps=20), key=jax.random.key(0),
+    result = sweep(task, grid(batch_size=[32], seed=[0, 1], lr=0.1), Budget(steps=5), key=jax.random.key(0),
                    progress=False)
     table = md.measure(task, result, key=jax.random.key(1), mediators=("noise",), num_examples=64, chunk_size=16)
     assert np.isfinite(table[["noise_trace_cov", "noise_grad_norm_sq", "noise_b_simple"]].to_numpy()).all()
