@@ -376,7 +376,7 @@ def sweep(
     key: jax.Array,
     mesh: Mesh | None = None,
     checkpoint_dir: str | Path | None = None,
-    chunk_steps: int = 2000,
+    chunk_steps: int = 500,
     progress: bool = True,
 ) -> SweepResult:
     """Train every intervention on ``task``, one compiled ``scan(vmap(step))`` per bucket.
