@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
 
-    p = sub.add_parser("prune", help="Granger-causal pruning against magnitude pruning", add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    sub.add_parser("prune", help="Granger-causal pruning against magnitude pruning (see 'hgcnet prune --help')",
+                   add_help=False)
 
     d = sub.add_parser("data", help="list the datasets and where their files are found",
                        description="List the datasets 'hgcnet study --dataset' accepts and where files are searched.")
@@ -204,12 +204,12 @@ def _run_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_prune(args: argparse.Namespace) -> int:
+def _run_prune(argv: list[str]) -> int:
     try:
-        from hgcnet_jax.prune import cli as prune_cli  # type: ignore[attr-defined]
+        from hgcnet_jax.prune import cli as prune_cli
     except ImportError:
         raise _UsageError("'hgcnet prune' is not available in this version (hgcnet_jax.prune has no CLI)") from None
-    return int(prune_cli.main(list(args.args)) or 0)
+    return int(prune_cli.main(argv) or 0)
 
 
 def _run_data(args: argparse.Namespace) -> int:
@@ -230,14 +230,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["study", *argv]
-    parser = build_parser()
-    args = parser.parse_args(argv)
     from hgcnet_jax.config import ConfigError
     from hgcnet_jax.study import StudyFolderError
 
+    if argv[0] == "prune":  # its own parser and help (hgcnet_jax.prune.cli)
+        try:
+            return _run_prune(argv[1:])
+        except _UsageError as e:
+            print(f"hgcnet: error: {e}", file=sys.stderr)
+            return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        if args.command == "prune":
-            return _run_prune(args)
         if args.command == "data":
             return _run_data(args)
         return _run_study(args)

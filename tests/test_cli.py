@@ -121,3 +121,11 @@ def test_console_entry_point_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "hgcnet: error: train.lr: must be > 0, got -1.0"
     assert "Traceback" not in proc.stderr
+
+
+def test_prune_is_delegated_to_the_prune_command_line(capsys):
+    pytest.importorskip("hgcnet_jax.prune.cli")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["prune", "--help"])
+    assert e.value.code == 0
+    assert "usage: hgcnet prune" in capsys.readouterr().out
