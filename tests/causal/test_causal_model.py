@@ -126,6 +126,7 @@ def test_svi_agrees_with_nuts_on_shared_equations(direct_fit, nodirect_fit):
         assert abs(a.loc[site, "mean"] - b.loc[site, "mean"]) < 3 * a.loc[site, "sd"] + 0.02, site
 
 
+@pytest.mark.slow  # one more compiled SVI program (Student-t, MLP hyperedge, rbf edge)
 def test_rich_graph_cut_rows_and_covariates():
     """Categorical covariate, Student-t noise, an rbf edge, an MLP hyperedge and a cut column.
 
