@@ -157,7 +157,7 @@ def lasso_duality_gap(X: ArrayLike, y: ArrayLike, w: ArrayLike, alpha: ArrayLike
     X, y, w = jnp.asarray(X), jnp.asarray(y), jnp.asarray(w)
     n = X.shape[0]
     r = y - X @ w
-    corr = X.T @ r / n
+    corr = (r @ X) / n
     return _gap_from_stats(jnp.dot(r, r) / n, jnp.dot(y, r) / n, jnp.max(jnp.abs(corr)), jnp.sum(jnp.abs(w)), alpha)
 
 
@@ -352,12 +352,12 @@ def _fista(X, y, w0, alpha, tol_abs, max_iter: int, check_every: int = 10):
 
     def gap_of(w):
         r = y - X @ w
-        corr = X.T @ r / n
+        corr = (r @ X) / n
         return _gap_from_stats(jnp.dot(r, r) / n, jnp.dot(y, r) / n, jnp.max(jnp.abs(corr)), jnp.sum(jnp.abs(w)), alpha)[1]
 
     def one(state):
         w, z, t = state
-        grad = -(X.T @ (y - X @ z)) / n
+        grad = -((y - X @ z) @ X) / n   # (r @ X, not X.T @ r: no transposed copy on CPU)
         w_new = soft_threshold(z - step * grad, alpha * step)
         restart = jnp.dot(z - w_new, w_new - w) > 0
         t = jnp.where(restart, 1.0, t)
@@ -569,12 +569,6 @@ def _ws_solve(X, y, w, idx_pad, alpha, inner_tol, max_epochs):
     w = jnp.zeros_like(w).at[idx_pad].set(w_ws, mode="drop")
     obj, gap, corr = _stats_from_residual(X, y, r, r_acc, w, alpha)
     return w, ep, obj, gap, corr
-
-
-@jax.jit
-def _col_sq_norms(X):
-    # A matrix-vector product: XLA's column reduction over rows is far slower on CPU.
-    return jnp.ones((X.shape[0],), X.dtype) @ (X * X)
 
 
 @jax.jit
