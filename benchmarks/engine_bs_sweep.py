@@ -23,7 +23,7 @@ def run(*, quick: bool = False) -> dict:
     from hgcnet_jax.train import Budget, grid, make_task, sweep
 
     seeds, epochs = 10, 200
-    pyg_steps, jax_steps = (20, 10) if quick else (150, 60)
+    pyg_steps, jax_steps = (20, 10) if quick else (100, 30)
     ds = jax_cora("full")
     n_train = len(ds.train_idx)
     task = make_task(ds, "gcn")
