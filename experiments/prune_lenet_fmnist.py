@@ -71,7 +71,8 @@ def section(result, cfg, n_train, n_test, seconds, machine, command) -> str:
     lines = [
         "## Granger-causal pruning: LeNet-5 on Fashion-MNIST",
         "",
-        f"`{command}` — {seconds / 60:.1f} min on {machine}, {_dt.date.today().isoformat()}.",
+        f"`{command}` — {seconds / 60:.1f} min wall-clock in all (summed over resumed invocations) on "
+        f"{machine}, shared with other jobs, {_dt.date.today().isoformat()}.",
         "",
         f"**Budget (scaled down from the authors').** {len(cfg.seeds)} seeds trained together (vmapped); "
         f"{n_train} training images (random subset), test accuracy on {n_test} test images; batch {cfg.batch_size}; "
@@ -161,6 +162,12 @@ def main(argv=None) -> int:
                       reuse_pretrain=True,
                       progress=lambda m: print(f"[{time.perf_counter() - t0:7.1f}s] {m}", flush=True))
     seconds = time.perf_counter() - t0
+    # Wall-clock summed over the (resumed) invocations that built this output folder.
+    import json
+
+    el = out / "elapsed.json"
+    seconds += json.loads(el.read_text())["seconds"] if el.exists() else 0.0
+    _io.write_json(el, {"seconds": seconds})
     print(summarize(res.table).to_string())
     if args.quick:
         return 0
