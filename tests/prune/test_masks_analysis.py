@@ -102,3 +102,18 @@ def test_hinge_fit_recovers_planted_break():
     assert ps.slope_after < ps.slope_before - 0.2
     with pytest.raises(ValueError, match="at least 4"):
         A.hinge_fit(np.array([0.1, 0.2]), np.array([1.0, 2.0]))
+
+
+def test_structured_granger_keeps_the_relevant_unit():
+    """A (4 inputs × 3 units) kernel: only unit 1's squared updates predict the loss change."""
+    rng = np.random.default_rng(2)
+    T, shape = 200, (4, 3)
+    X = rng.random((T, 12)).astype(np.float32) * 5.0            # noisy, larger columns
+    g = St.output_groups(shape)
+    rel = np.flatnonzero(g == 1)
+    X[:, rel] = rng.random((T, rel.size)).astype(np.float32)    # smaller, but predictive
+    y = (-X[:, rel].sum(axis=1) + 0.05 * rng.standard_normal(T)).astype(np.float32)
+    keep, fits = St.structured_granger_keep(X, y, np.ones(12, bool), {"k": slice(0, 12)}, {"k": shape},
+                                            target_sparsity=2 / 3, alpha=0.1, tol=1e-6)
+    np.testing.assert_array_equal(keep, g == 1)
+    assert bool(fits[0].converged)
