@@ -108,7 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("setting", choices=sorted(SETTINGS))
     parser.add_argument("--overwrite", action="store_true", help="recompute from scratch")
+    parser.add_argument("--chunk-steps", type=int, default=None,
+                        help="the sweep engine's chunk_steps (its checkpoints record it: pass the value a killed run "
+                             "used to resume it; the recorded Cora run used 2000, the engine's default then)")
     args = parser.parse_args(argv)
+    if args.chunk_steps is not None:
+        import functools
+
+        from hgcnet_jax import train
+
+        train.sweep = functools.partial(train.sweep, chunk_steps=args.chunk_steps)
     flags, command = SETTINGS[args.setting]
     config = config_from_args(build_parser().parse_args(["study", *flags]))
     out = REPO / "hgcnet-out" / "experiments" / f"study_{args.setting}"

@@ -351,6 +351,9 @@ class CausalConfig:
         object.__setattr__(self, "refuters", tuple(refs))
 
 
+#: Settings of ``mediators.measure`` that change memory use, not results (not fingerprinted).
+_MEMORY_KNOBS = ("runs_per_call", "chunk_size")
+
 _SECTIONS = {
     "data": DataConfig,
     "model": ModelConfig,
@@ -455,8 +458,17 @@ class StudyConfig:
         return StudyConfig.from_dict(tree)
 
     def fingerprint(self) -> str:
-        """SHA-256 of the canonical JSON of the config: equal configs, equal fingerprints."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of the canonical JSON of the config: equal configs, equal fingerprints.
+
+        The memory knobs of the mediator measurement (``mediators.options.runs_per_call`` and
+        ``chunk_size``: how many runs / examples go through one compiled call, which does not
+        change the values) are left out, so they can be changed to resume a study that ran
+        out of memory.
+        """
+        d = self.to_dict()
+        for k in _MEMORY_KNOBS:
+            d["mediators"]["options"].pop(k, None)
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def to_toml(self) -> str:
@@ -579,7 +591,7 @@ def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
     if name == "paper":
         out: dict[str, Any] = {"data.name": dataset, "train.batch_sizes": list(PAPER_BATCH_SIZES),
                                "train.seeds": PAPER_SEEDS, "train.epochs": 30, "train.lr": 0.2,
-                               "mediators.options.num_examples": 256}
+                               "mediators.options.num_examples": 256, "mediators.options.runs_per_call": 4}
         if dataset in _PLANETOID:
             out["data.split"] = "full"
         return out

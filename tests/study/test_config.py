@@ -102,3 +102,10 @@ def test_batch_sizes_are_sorted_and_fingerprint_tracks_every_field():
         assert base.diff(other) == [k]
         prints.add(other.fingerprint())
     assert len(prints) == len(changed) + 1
+
+
+def test_memory_knobs_of_the_measurement_do_not_change_the_fingerprint():
+    base = StudyConfig()
+    knobs = base.override({"mediators.options.runs_per_call": 4, "mediators.options.chunk_size": 64})
+    assert knobs != base and knobs.fingerprint() == base.fingerprint()
+    assert base.override({"mediators.options.num_examples": 64}).fingerprint() != base.fingerprint()
