@@ -63,8 +63,10 @@ class MeasureConfig:
         mediators: subset of ``("noise", "sharpness", "complexity")``.
         num_examples: training examples the loss, Hessian and gradient statistics use
             (a fixed random subset, the same for every run); ``None``: all.
-        chunk_size: examples per chunk for gradients and HVPs (``None``: the whole subset
-            at once for node tasks, 256 otherwise).
+        chunk_size: examples per chunk for gradients and HVPs. ``None`` (default): as many
+            as keep one chunk's per-example gradients within 2**24 numbers per run
+            (64 MiB in float32), at most 256 (node tasks: the whole subset when it fits,
+            since every chunk re-propagates the full graph).
         lanczos_steps: Lanczos steps per SLQ probe (capped at the number of parameters).
         slq_probes: SLQ probes (the extreme Ritz values over them give λ_max / λ_min).
         trace_probes: operator products of the Hutch++ trace.
@@ -120,6 +122,17 @@ class MeasureConfig:
         return tuple(cols)
 
 
+_CHUNK_NUMBERS = 2**24
+
+
+def default_chunk_size(node: bool, num_examples: int, dim: int) -> int | None:
+    """Examples per chunk so that one chunk's per-example gradients hold ≤ 2**24 numbers."""
+    fit = max(1, _CHUNK_NUMBERS // max(dim, 1))
+    if node:
+        return None if num_examples <= fit else fit
+    return min(256, fit)
+
+
 def measure_params(
     task: Any,
     params: Any,
@@ -149,13 +162,13 @@ def measure_params(
     """
     med = config.mediators
     node = task.kind == "node"
-    chunk = config.chunk_size if config.chunk_size is not None else (None if node else 256)
+    dim = int(sum(np.prod(np.shape(x)) for x in jax.tree_util.tree_leaves(params)))
+    chunk = config.chunk_size if config.chunk_size is not None else default_chunk_size(node, int(idx.shape[0]), dim)
 
     def per_example(p, i):
         return task.per_example_loss(p, i, state=state) if state is not None else task.per_example_loss(p, i)
 
     loss = DataLoss(per_example, idx, chunk_size=chunk)
-    dim = int(sum(np.prod(np.shape(x)) for x in jax.tree_util.tree_leaves(params)))
     k_noise, k_slq, k_tr, k_sn = jax.random.split(key, 4)
     out: dict[str, jax.Array] = {}
     if "noise" in med:

@@ -100,3 +100,13 @@ def test_measure_rejects_bad_settings(node_sweep):
         md.measure(task, result, key=jax.random.key(0), lanczos_stepz=4)
     with pytest.raises(ValueError, match="not in the sweep"):
         md.measure(task, result, key=jax.random.key(0), run_ids=[99])
+
+
+def test_default_chunk_size_bounds_per_example_gradient_memory():
+    from hgcnet_jax.mediators.measure import default_chunk_size
+
+    assert default_chunk_size(False, 5000, 1000) == 256  # small model: capped at 256
+    assert default_chunk_size(False, 5000, 101_770) == 2**24 // 101_770  # 164 examples × P ≤ 2**24
+    assert default_chunk_size(False, 5000, 11_000_000) == 1  # ResNet-18 scale: one at a time
+    assert default_chunk_size(True, 140, 23_000) is None  # Cora GCN: all train nodes in one pass
+    assert default_chunk_size(True, 100_000, 23_000) == 2**24 // 23_000
