@@ -12,6 +12,7 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import jraph
 import numpy as np
 from jaxtyping import Float, Int
 
@@ -189,7 +190,6 @@ class Dataset:
 
 
 def _check_graph(graph: Any, n: int) -> None:
-    import jraph
 
     if not isinstance(graph, jraph.GraphsTuple):
         raise TypeError(f"Dataset.graph must be a jraph.GraphsTuple for kind 'node', got {type(graph).__name__}")
@@ -215,6 +215,19 @@ def _check_graph(graph: Any, n: int) -> None:
         raise ValueError(f"Dataset.graph must hold one graph: n_node == [{n}] and n_edge == [{s.size}]")
     if getattr(graph.nodes, "shape", (None,))[0] != n:
         raise ValueError("Dataset.graph.nodes must be Dataset.x")
+
+
+def node_graph(x: np.ndarray, senders: np.ndarray, receivers: np.ndarray) -> jraph.GraphsTuple:
+    """The one-graph ``GraphsTuple`` of a node dataset: ``nodes=x``, no edge or global features."""
+    return jraph.GraphsTuple(
+        nodes=x,
+        edges=None,
+        senders=senders,
+        receivers=receivers,
+        n_node=np.array([x.shape[0]], dtype=np.int32),
+        n_edge=np.array([senders.size], dtype=np.int32),
+        globals=None,
+    )
 
 
 def sorted_unique(a: np.ndarray) -> np.ndarray:

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import jraph
 import numpy as np
 
-from hgcnet_jax.data.base import Dataset, _check_fractions, _check_seed, sorted_unique, stratified_split
+from hgcnet_jax.data.base import Dataset, _check_fractions, _check_seed, node_graph, sorted_unique, stratified_split
 
 __all__ = ["make_csbm"]
 
@@ -154,15 +153,7 @@ def make_csbm(
     x = (means[y] + rng.standard_normal((n, d))).astype(np.float32)
 
     splits = stratified_split(y, f, seed=seed)
-    graph = jraph.GraphsTuple(
-        nodes=x,
-        edges=None,
-        senders=senders,
-        receivers=receivers,
-        n_node=np.array([n], dtype=np.int32),
-        n_edge=np.array([senders.size], dtype=np.int32),
-        globals=None,
-    )
+    graph = node_graph(x, senders, receivers)
     same = y[senders] == y[receivers]
     meta = {
         "split": split,

@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jraph
 import numpy as np
 
 from hgcnet_jax.data._checksums import PLANETOID_EXTS
@@ -32,6 +31,7 @@ from hgcnet_jax.data.base import (
     _check_fractions,
     _check_seed,
     as_float_features,
+    node_graph,
     sorted_unique,
     stratified_split,
 )
@@ -206,15 +206,7 @@ def load_planetoid(
     else:
         splits = stratified_split(y, f, seed=seed)
 
-    graph = jraph.GraphsTuple(
-        nodes=x,
-        edges=None,
-        senders=senders,
-        receivers=receivers,
-        n_node=np.array([n], dtype=np.int32),
-        n_edge=np.array([senders.size], dtype=np.int32),
-        globals=None,
-    )
+    graph = node_graph(x, senders, receivers)
     meta = {
         "source_files": {k: str(v) for k, v in paths.items()},
         "split": split,
