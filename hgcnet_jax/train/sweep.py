@@ -44,6 +44,7 @@ rate share initial parameters and data order (common random numbers).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -55,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
-from jax.sharding import Mesh
+from jax.sharding import Mesh, PartitionSpec
 
 from hgcnet_jax.train import sharding as _sharding
 from hgcnet_jax.train.checkpoint import BucketCheckpointer, check_fingerprint
@@ -268,7 +269,30 @@ def _program(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan):
     return jax.lax.scan(period, carry, first_period + jnp.arange(P))
 
 
-_compiled = jax.jit(_program, static_argnames=("task", "plan"), donate_argnums=(0,))
+def _program_on_mesh(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan, mesh: Mesh | None):
+    """:func:`_program`, with the replica axis split over ``mesh`` by ``jax.shard_map``.
+
+    Each device runs the same scan over its own slice of replicas (the data is
+    replicated), so there is no communication inside a bucket and the local
+    program is exactly the unsharded one: per-replica kernels that loop over
+    replicas on CPU (see ``models._graph``) stay local instead of being
+    gathered across devices by the SPMD partitioner.
+    """
+    body = functools.partial(_program, task=task, plan=plan)
+    if mesh is None:
+        return body(carry, hp, data, masks, first_period)
+    ax = _sharding.check_mesh(mesh)
+    rep, whole = PartitionSpec(ax), PartitionSpec()
+    return jax.shard_map(
+        body,
+        mesh=mesh,
+        in_specs=(rep, rep, whole, whole, whole),
+        out_specs=(rep, PartitionSpec(None, ax)),
+        check_vma=False,  # the body never mixes replicas; every output is per-replica
+    )(carry, hp, data, masks, first_period)
+
+
+_compiled = jax.jit(_program_on_mesh, static_argnames=("task", "plan", "mesh"), donate_argnums=(0,))
 
 
 # --------------------------------------------------------------------------------------
@@ -476,7 +500,7 @@ def sweep(
             for ch in range(start_chunk, plan.chunks):
                 t0 = time.perf_counter()
                 first = ch * plan.periods_per_chunk
-                carry, ms = _compiled(carry, hp, data, masks, jnp.int32(first), task=task, plan=plan)
+                carry, ms = _compiled(carry, hp, data, masks, jnp.int32(first), task=task, plan=plan, mesh=mesh)
                 ms = _to_host(ms)
                 wall += time.perf_counter() - t0
                 history[first : first + plan.periods_per_chunk] = ms
