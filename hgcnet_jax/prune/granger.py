@@ -34,9 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from hgcnet_jax.prune.masks import keep_top
-from hgcnet_jax.prune.solvers import LassoResult, alpha_max, lasso
+from hgcnet_jax.prune.solvers import LassoResult, alpha_max, lasso, lasso_gram
 
-__all__ = ["GrangerFit", "granger_fit", "granger_keep", "magnitude_keep", "random_keep", "rank_key"]
+__all__ = ["GrangerFit", "granger_fit", "granger_fit_gram", "granger_keep", "granger_keep_stats", "magnitude_keep",
+           "random_keep", "rank_key"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,72 @@ def granger_fit(
     return GrangerFit(_fold_momentum(coef, P), _fold_momentum(corr, P), a, res)
 
 
+def granger_fit_gram(
+    gram: np.ndarray,
+    xty: np.ndarray,
+    yty: float,
+    n: int,
+    *,
+    sumsq: np.ndarray | None = None,
+    alive: np.ndarray | None = None,
+    alpha: float = 0.05,
+    alpha_scale: str = "relative",
+    standardize: bool = True,
+    tol: float = 1e-4,
+    warn: bool = True,
+) -> GrangerFit:
+    r""":func:`granger_fit` from streamed sufficient statistics (no design matrix).
+
+    The same problem as :func:`granger_fit` — columns of dead weights zeroed, columns
+    scaled to unit root mean square :math:`\sqrt{\sum_t X_{tj}^2/n}` (``sumsq``, default
+    the Gram's diagonal), :math:`\alpha` relative to :math:`\alpha_{\max} = \lVert
+    X^\top y\rVert_\infty/n` — solved by :func:`hgcnet_jax.prune.lasso_gram`
+    (coordinate descent in covariance form, the solvers' public entry point for
+    sufficient statistics), so memory is :math:`O(p^2)` whatever the number of rows.
+    ``corr`` is :math:`|X^\top y - X^\top X\gamma|/n`. Equal to ``granger_fit(X, y,
+    solver="cd")`` up to float rounding (``lasso(solver="cd")`` forms the same Gram).
+
+    Args:
+        gram: ``(p, p)`` :math:`X^\top X` (unnormalised), ``p = P`` or ``3P`` (momentum).
+        xty: ``(p,)`` :math:`X^\top y`.
+        yty: :math:`y^\top y`.
+        n: rows accumulated.
+        sumsq: ``(p,)`` column sums of squares (default ``diag(gram)``).
+        alive, alpha, alpha_scale, standardize, tol, warn: as in :func:`granger_fit`.
+
+    Returns:
+        A :class:`GrangerFit` with ``P``-long ``coef`` and ``corr``.
+    """
+    G = np.asarray(gram, np.float64)
+    q = np.asarray(xty, np.float64)
+    ncol = q.shape[0]
+    if G.shape != (ncol, ncol):
+        raise ValueError(f"granger_fit_gram: need gram (p, p) and xty (p,), got {G.shape} and {q.shape}")
+    if alpha_scale not in ("relative", "absolute"):
+        raise ValueError(f"granger_fit_gram: alpha_scale must be 'relative' or 'absolute', got {alpha_scale!r}")
+    if alpha < 0:
+        raise ValueError(f"granger_fit_gram: alpha must be >= 0, got {alpha}")
+    blocks = 3 if alive is not None and ncol == 3 * np.size(alive) else 1
+    P = ncol // blocks
+    alive = np.ones(P, bool) if alive is None else np.asarray(alive, bool)
+    live = np.tile(alive, blocks)
+    if not live.any():
+        raise ValueError("granger_fit_gram: no alive weights to fit")
+    scale = live.astype(np.float64)
+    if standardize:
+        ss = np.diagonal(G) if sumsq is None else np.asarray(sumsq, np.float64)
+        rms = np.sqrt(ss / n)
+        scale = scale / np.where(rms > 0, rms, 1.0)
+    Gs = G * scale[:, None] * scale[None, :]
+    qs = q * scale
+    amax = float(np.max(np.abs(qs)) / n)
+    a = alpha * amax if alpha_scale == "relative" else float(alpha)
+    res = lasso_gram(Gs.astype(np.float32), qs.astype(np.float32), np.float32(yty), int(n), a, tol=tol, warn=warn)
+    coef = np.where(live, np.asarray(res.coef, np.float64), 0.0)
+    corr = np.where(live, np.abs(qs - Gs @ coef) / n, 0.0)
+    return GrangerFit(_fold_momentum(coef, P), _fold_momentum(corr, P), a, res)
+
+
 def rank_key(coef: np.ndarray, corr: np.ndarray) -> np.ndarray:
     """Importance ranks (larger = more important) for ``mode="rank"``.
 
@@ -178,12 +245,9 @@ def granger_keep(
     Returns:
         ``(keep, fits)``.
     """
-    if mode not in ("exact", "rank"):
-        raise ValueError(f"granger_keep: mode must be 'exact' or 'rank', got {mode!r}")
+    _check_keep_args(mode, target_sparsity, "granger_keep")
     if scope not in ("global", "layer"):
         raise ValueError(f"granger_keep: scope must be 'global' or 'layer', got {scope!r}")
-    if mode == "rank" and (target_sparsity is None or not 0.0 <= target_sparsity < 1.0):
-        raise ValueError(f"granger_keep: mode='rank' needs target_sparsity in [0, 1), got {target_sparsity!r}")
     alive = np.asarray(alive, bool)
     P = alive.shape[0]
     momentum = X.shape[1] == 3 * P
@@ -199,11 +263,67 @@ def granger_keep(
         fit = granger_fit(Xg, y, alive=a, alpha=alpha, alpha_scale=alpha_scale, standardize=standardize,
                           solver=solver, tol=tol, warn=warn)
         fits.append(fit)
-        if mode == "exact":
-            keep[sl] = a & (fit.coef != 0)
+        keep[sl] = _keep_from_fit(fit, a, mode, target_sparsity)
+    return keep, fits
+
+
+def _keep_from_fit(fit: GrangerFit, alive: np.ndarray, mode: str, target_sparsity: float | None) -> np.ndarray:
+    if mode == "exact":
+        return alive & (fit.coef != 0)
+    n_keep = int(round((1.0 - target_sparsity) * alive.shape[0]))
+    return keep_top(rank_key(fit.coef, fit.corr), alive, n_keep)
+
+
+def _check_keep_args(mode, target_sparsity, name):
+    if mode not in ("exact", "rank"):
+        raise ValueError(f"{name}: mode must be 'exact' or 'rank', got {mode!r}")
+    if mode == "rank" and (target_sparsity is None or not 0.0 <= target_sparsity < 1.0):
+        raise ValueError(f"{name}: mode='rank' needs target_sparsity in [0, 1), got {target_sparsity!r}")
+
+
+def granger_keep_stats(
+    stats,
+    replica: int,
+    alive: np.ndarray,
+    *,
+    mode: str = "rank",
+    target_sparsity: float | None = None,
+    alpha: float = 0.05,
+    alpha_scale: str = "relative",
+    standardize: bool = True,
+    solver: str = "auto",
+    tol: float = 1e-4,
+    warn: bool = True,
+) -> tuple[np.ndarray, list[GrangerFit]]:
+    """:func:`granger_keep` from streamed :class:`~hgcnet_jax.prune.record.GrangerStats`.
+
+    The fit groups (and so the scope) are the statistics' groups: one ``"all"`` group
+    is the global scope, one group per layer the per-layer scope. A Gram group is
+    fitted by :func:`granger_fit_gram` (``solver`` is not used there: covariance-form
+    coordinate descent); a group kept as columns by :func:`granger_fit` on its design
+    with ``solver``. The keep rules are those of :func:`granger_keep`.
+
+    Returns:
+        ``(keep (P,) bool, fits)``.
+    """
+    _check_keep_args(mode, target_sparsity, "granger_keep_stats")
+    alive = np.asarray(alive, bool)
+    keep = np.zeros(alive.shape[0], bool)
+    fits = []
+    for name, sl in stats.groups.items():
+        a = alive[sl]
+        if not a.any():
+            continue
+        if name in stats.gram:
+            fit = granger_fit_gram(stats.gram[name][replica], stats.xty[name][replica], float(stats.yty[replica]),
+                                   stats.n, sumsq=stats.sumsq[name][replica], alive=a, alpha=alpha,
+                                   alpha_scale=alpha_scale, standardize=standardize, tol=tol, warn=warn)
         else:
-            n_keep = int(round((1.0 - target_sparsity) * (sl.stop - sl.start)))
-            keep[sl] = keep_top(rank_key(fit.coef, fit.corr), a, n_keep)
+            X, y = stats.design(replica, name)
+            fit = granger_fit(X, y, alive=a, alpha=alpha, alpha_scale=alpha_scale, standardize=standardize,
+                              solver=solver, tol=tol, warn=warn)
+        fits.append(fit)
+        keep[sl] = _keep_from_fit(fit, a, mode, target_sparsity)
     return keep, fits
 
 
