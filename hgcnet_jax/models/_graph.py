@@ -97,10 +97,6 @@ def _batching(fn, args, in_batched, *, sequential: bool):
     return lambda *bs: jax.vmap(lambda *sl: fn(*full(sl)))(*bs)
 
 
-def _zero_cotangent(x):
-    return np.zeros(x.shape, dtype=jax.dtypes.float0)
-
-
 def _gather_scatter_kernel(x, w, src, dst, *, n: int, sorted_: bool):
     msg = jnp.take(x, src, axis=0) * w[:, None]
     return jax.ops.segment_sum(msg, dst, num_segments=n, indices_are_sorted=sorted_)
@@ -136,15 +132,19 @@ def _gather_scatter(num_out: int, out_sorted: bool):
         return _kernel(num_out, out_sorted)(x, w, src, dst)
 
     def f_fwd(x, w, src, dst):
-        return f(x, w, src, dst), (x, w, src, dst)
+        # symbolic zeros: only compute the cotangents of perturbed inputs (the COO
+        # values and GCN edge weights are data, not parameters, in a training step)
+        xv, wv, sv, dv = x.value, w.value, src.value, dst.value
+        res = (xv if w.perturbed else None, wv if x.perturbed else None, sv, dv, xv.shape[0])
+        return f(xv, wv, sv, dv), res
 
     def f_bwd(res, g):
-        x, w, src, dst = res
-        gx = _kernel(x.shape[0], False)(g, w, dst, src)
-        gw = _edge_dot(g, x, src, dst)
-        return gx, gw, _zero_cotangent(src), _zero_cotangent(dst)
+        x, w, src, dst, n_in = res
+        gx = None if w is None else _kernel(n_in, False)(g, w, dst, src)
+        gw = None if x is None else _edge_dot(g, x, src, dst)
+        return gx, gw, None, None
 
-    f.defvjp(f_fwd, f_bwd)
+    f.defvjp(f_fwd, f_bwd, symbolic_zeros=True)
     return f
 
 
