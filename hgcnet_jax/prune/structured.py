@@ -13,7 +13,16 @@ Solved by FISTA with adaptive restart and the block soft-thresholding prox
 :math:`w_g \leftarrow \max(0, 1 - t\alpha\sqrt{|g|}/\lVert z_g\rVert)\,z_g`. Certificate: the
 dual point :math:`\nu = sR`, :math:`s = \min(1, \min_g n\alpha\sqrt{|g|}/\lVert X_g^\top R\rVert)`
 is feasible, and the gap :math:`P(w) - (y^\top\nu - \lVert\nu\rVert^2/2)/n` bounds the
-sub-optimality, as for :func:`hgcnet_jax.prune.lasso`.
+sub-optimality, as for :func:`hgcnet_jax.prune.lasso`. :func:`group_lasso_gram` solves
+the same problem from the sufficient statistics :math:`X^\top X`, :math:`X^\top y`,
+:math:`y^\top y` that :meth:`hgcnet_jax.prune.Trainer.record_stats` streams.
+
+**Structured pruning** (:func:`structured_granger_keep`, method ``"granger_structured"``
+of :func:`hgcnet_jax.prune.run_pruning`) keeps or removes whole output units: the mask
+zeroes the unit's whole kernel slice (every input weight of a neuron, the whole
+``H×W×C_in`` filter of a channel). Biases are never pruned (as everywhere in this
+package), so a removed ReLU unit still emits the constant ``relu(bias)``; the next
+layer's weights reading it are not masked by this rule.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from hgcnet_jax.prune.solvers import LassoResult, _maybe_warn
 
-__all__ = ["group_lasso", "group_alpha_max", "output_groups", "structured_granger_keep"]
+__all__ = ["group_lasso", "group_lasso_gram", "group_alpha_max", "output_groups", "structured_granger_keep",
+           "structured_granger_keep_stats"]
 
 
 def _group_norms(v, groups, num_groups):
@@ -143,10 +153,146 @@ def group_lasso(
     return res
 
 
+@partial(jax.jit, static_argnames=("num_groups", "max_iter", "check_every"))
+def _group_fista_gram(G, q, yy, w0, alpha, groups, num_groups: int, tol_abs, max_iter: int, check_every: int = 10):
+    """FISTA on normalised statistics ``G = X^T X / n``, ``q = X^T y / n``, ``yy = y^T y / n``."""
+    p = G.shape[0]
+    sizes = jax.ops.segment_sum(jnp.ones((p,), G.dtype), groups, num_segments=num_groups)
+    sqrt_sizes = jnp.sqrt(sizes)
+    v = jnp.ones((p,), G.dtype) / jnp.sqrt(p)
+    v = jax.lax.fori_loop(0, 50, lambda _, v: (lambda u: u / jnp.maximum(jnp.linalg.norm(u), 1e-30))(G @ v), v)
+    L = 1.02 * jnp.dot(v, G @ v) + jnp.finfo(G.dtype).tiny
+    t_step = 1.0 / L
+
+    def gap(w):
+        c = q - G @ w                                   # X^T R / n
+        wq = jnp.dot(w, q)
+        rr = jnp.maximum(yy - 2.0 * wq + jnp.dot(w, G @ w), 0.0)
+        yr = yy - wq
+        bound = alpha * sqrt_sizes
+        cn = _group_norms(c, groups, num_groups)
+        ratio = jnp.where(bound > 0, cn / jnp.where(bound > 0, bound, 1.0), 0.0)
+        s = jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.max(ratio), jnp.finfo(G.dtype).tiny))
+        primal = 0.5 * rr + alpha * jnp.sum(sqrt_sizes * _group_norms(w, groups, num_groups))
+        return primal, jnp.maximum(primal - (s * yr - 0.5 * s * s * rr), 0.0)
+
+    def prox(z):
+        nrm = _group_norms(z, groups, num_groups)
+        scale = jnp.maximum(0.0, 1.0 - t_step * alpha * sqrt_sizes / jnp.maximum(nrm, 1e-30))
+        return z * scale[groups]
+
+    def one(state):
+        w, z, t = state
+        w_new = prox(z - t_step * (G @ z - q))
+        restart = jnp.dot(z - w_new, w_new - w) > 0
+        t = jnp.where(restart, 1.0, t)
+        t_new = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t))
+        z_new = jnp.where(restart, w_new, w_new + ((t - 1.0) / t_new) * (w_new - w))
+        return w_new, z_new, t_new
+
+    def cond(s):
+        return (s[3] < max_iter) & (s[4] > tol_abs)
+
+    def body(s):
+        w, z, t, it, _ = s
+        w, z, t = jax.lax.fori_loop(0, check_every, lambda _, st: one(st), (w, z, t))
+        return w, z, t, it + check_every, gap(w)[1]
+
+    init = (w0, w0, jnp.ones((), G.dtype), jnp.zeros((), jnp.int32), gap(w0)[1])
+    w, _, _, it, _ = jax.lax.while_loop(cond, body, init)
+    obj, g = gap(w)
+    return w, obj, g, it
+
+
+def group_lasso_gram(
+    gram: Float[ArrayLike, "p p"],
+    xty: Float[ArrayLike, " p"],
+    yty: ArrayLike,
+    n: int,
+    alpha: ArrayLike,
+    groups: Int[ArrayLike, " p"],
+    *,
+    num_groups: int | None = None,
+    coef_init: Float[ArrayLike, " p"] | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 20000,
+    warn: bool = True,
+) -> LassoResult:
+    r""":func:`group_lasso` from sufficient statistics (:math:`O(p^2)` memory whatever ``n``).
+
+    :math:`\lVert R\rVert^2 = y^\top y - 2w^\top X^\top y + w^\top X^\top X w` and
+    :math:`X^\top R = X^\top y - X^\top X w` give the gradient and the same certificate.
+
+    Args:
+        gram: :math:`X^\top X` (unnormalised), ``(p, p)``.
+        xty: :math:`X^\top y`, ``(p,)``.
+        yty: :math:`y^\top y`.
+        n: rows accumulated.
+        alpha, groups, num_groups, coef_init, tol, max_iter, warn: as in :func:`group_lasso`.
+    """
+    G = jnp.asarray(gram)
+    if G.ndim != 2 or G.shape[0] != G.shape[1]:
+        raise ValueError(f"group_lasso_gram: gram must be square (p, p), got shape {G.shape}")
+    q = jnp.asarray(xty, G.dtype)
+    if q.shape != (G.shape[0],):
+        raise ValueError(f"group_lasso_gram: xty must have shape ({G.shape[0]},), got {q.shape}")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"group_lasso_gram: n must be a positive int (rows accumulated), got {n!r}")
+    g = np.asarray(groups)
+    if g.shape != (G.shape[0],) or not np.issubdtype(g.dtype, np.integer) or (g.size and g.min() < 0):
+        raise ValueError(f"group_lasso_gram: groups must be {G.shape[0]} non-negative ints, got shape {g.shape}")
+    ng = int(g.max()) + 1 if num_groups is None else int(num_groups)
+    if float(alpha) < 0:
+        raise ValueError(f"group_lasso_gram: alpha must be >= 0, got {alpha}")
+    w0 = jnp.zeros((G.shape[0],), G.dtype) if coef_init is None else jnp.asarray(coef_init, G.dtype)
+    yy = jnp.asarray(yty, G.dtype) / n
+    tol_abs = tol * yy
+    w, obj, gap, it = _group_fista_gram(G / n, q / n, yy, w0, jnp.asarray(alpha, G.dtype), jnp.asarray(g, jnp.int32),
+                                        ng, tol_abs, max_iter)
+    res = LassoResult(w, obj, gap, it, gap <= tol_abs)
+    _maybe_warn(res, tol_abs, "group-fista-gram", warn)
+    return res
+
+
 def output_groups(shape: tuple[int, ...]) -> np.ndarray:
     """Group id of every entry of a flattened kernel: its output unit (last axis)."""
     out = shape[-1]
     return np.tile(np.arange(out, dtype=np.int32), int(np.prod(shape[:-1])))
+
+
+def _unit_keep(w, corr, g, n_units, alive_l, target_sparsity):
+    """Rank units by (‖γ_g‖ > 0, ‖γ_g‖) then ‖X_g^T R‖/(n√|g|); keep the top units' alive weights."""
+    from hgcnet_jax.prune.granger import rank_key
+    from hgcnet_jax.prune.masks import keep_top
+
+    gn = np.sqrt(np.bincount(g, weights=w * w, minlength=n_units))
+    cn = np.sqrt(np.bincount(g, weights=corr * corr, minlength=n_units))
+    sizes = np.bincount(g, minlength=n_units)
+    unit_alive = np.bincount(g[: alive_l.shape[0]], weights=alive_l.astype(np.float64), minlength=n_units) > 0
+    ranks = rank_key(gn, cn / np.sqrt(np.maximum(sizes, 1)))
+    k_units = int(round((1.0 - target_sparsity) * n_units))
+    unit_keep = keep_top(ranks, unit_alive, k_units)
+    return unit_keep[g[: alive_l.shape[0]]] & alive_l
+
+
+def _layer_groups(shape, ncol, size):
+    g = output_groups(shape)
+    if ncol == 3 * size:                              # momentum: a weight's three features share its unit
+        g = np.tile(g, 3)
+    elif ncol != size:
+        raise ValueError(f"structured: layer of {size} weights has {ncol} feature columns (expected {size} or {3 * size})")
+    return g
+
+
+def _check_structured(target_sparsity, layer_shapes, groups, protect):
+    if not 0.0 <= target_sparsity < 1.0:
+        raise ValueError(f"structured_granger_keep: target_sparsity must be in [0, 1), got {target_sparsity}")
+    missing = [n for n in groups if n not in layer_shapes]
+    if missing:
+        raise ValueError(f"structured_granger_keep: no shape for layers {missing}")
+    unknown = [n for n in protect if n not in groups]
+    if unknown:
+        raise ValueError(f"structured_granger_keep: protect names unknown layers {unknown}; layers: {list(groups)}")
 
 
 def structured_granger_keep(
@@ -161,43 +307,114 @@ def structured_granger_keep(
     standardize: bool = True,
     tol: float = 1e-4,
     warn: bool = True,
+    protect: tuple[str, ...] = (),
 ) -> tuple[np.ndarray, list[LassoResult]]:
     """Keep whole output units per layer by the group-Lasso Granger regression.
 
     Per layer, the group Lasso of ``y`` on the layer's (standardised) columns is fitted
     at ``alpha * group_alpha_max``; units are ranked by ``(‖γ_g‖ > 0, ‖γ_g‖)`` then by
     ``‖X_g^T R‖ / (n √|g|)`` (the local entry penalty) and the top
-    ``round((1 - target_sparsity) * units)`` units of each layer are kept.
+    ``round((1 - target_sparsity) * units)`` units of each layer are kept; every alive
+    weight of a kept unit stays, every weight of a removed unit goes.
+
+    Args:
+        X, y: the regression, ``(T, P)`` or ``(T, 3P)`` with momentum features
+            (:meth:`~hgcnet_jax.prune.record.Recording.design`).
+        alive: ``(P,)`` current mask.
+        layer_slices, layer_shapes: name → slice of the ``P`` axis, and kernel shape (the
+            last axis is the output unit).
+        target_sparsity: fraction of each layer's units removed.
+        protect: layers whose units are never removed (e.g. the classifier, whose units
+            are the classes); their alive weights are all kept.
 
     Returns:
         ``(keep (P,) bool, fits)``.
     """
-    from hgcnet_jax.prune.granger import rank_key
-    from hgcnet_jax.prune.masks import keep_top
-
+    _check_structured(target_sparsity, layer_shapes, layer_slices, protect)
     alive = np.asarray(alive, bool)
+    P = alive.shape[0]
+    momentum = X.shape[1] == 3 * P
     keep = np.zeros_like(alive)
     fits = []
     for name, sl in layer_slices.items():
+        if name in protect:
+            keep[sl] = alive[sl]
+            continue
         shape = layer_shapes[name]
-        g = output_groups(shape)
-        Xl = np.asarray(X[:, sl], np.float32)
+        size = sl.stop - sl.start
+        cols = np.arange(P)[sl]
+        Xl = np.asarray(X[:, np.concatenate([cols + k * P for k in range(3)])] if momentum else X[:, sl], np.float32)
+        g = _layer_groups(shape, Xl.shape[1], size)
+        live = np.tile(alive[sl], Xl.shape[1] // size)
         if standardize:
             rms = np.sqrt(np.mean(np.square(Xl, dtype=np.float64), axis=0))
             Xl = (Xl / np.where(rms > 0, rms, 1.0)).astype(np.float32)
-        Xl = np.where(alive[sl][None, :], Xl, 0.0).astype(np.float32)
+        Xl = np.where(live[None, :], Xl, 0.0).astype(np.float32)
         n_units = shape[-1]
         amax = float(group_alpha_max(Xl, y.astype(np.float32), g, n_units))
         res = group_lasso(Xl, y.astype(np.float32), alpha * amax, g, num_groups=n_units, tol=tol, warn=warn)
         fits.append(res)
         w = np.asarray(res.coef, np.float64)
-        gn = np.sqrt(np.bincount(g, weights=w * w, minlength=n_units))
         r = y.astype(np.float64) - Xl.astype(np.float64) @ w
-        cn = np.sqrt(np.bincount(g, weights=(r @ Xl.astype(np.float64) / X.shape[0]) ** 2, minlength=n_units))
+        keep[sl] = _unit_keep(w, r @ Xl.astype(np.float64) / X.shape[0], g, n_units, alive[sl], target_sparsity)
+    return keep, fits
+
+
+def structured_granger_keep_stats(
+    stats,
+    replica: int,
+    alive: np.ndarray,
+    layer_shapes: dict[str, tuple[int, ...]],
+    *,
+    target_sparsity: float,
+    alpha: float = 0.05,
+    standardize: bool = True,
+    tol: float = 1e-4,
+    warn: bool = True,
+    protect: tuple[str, ...] = (),
+) -> tuple[np.ndarray, list[LassoResult]]:
+    """:func:`structured_granger_keep` from streamed :class:`~hgcnet_jax.prune.record.GrangerStats`.
+
+    ``stats`` must be per layer (``record_stats(scope="layer")``). A layer with a Gram is
+    fitted by :func:`group_lasso_gram`; a layer kept as columns by :func:`group_lasso`
+    on its design. Same standardisation, penalty and ranking as the design version.
+    """
+    _check_structured(target_sparsity, layer_shapes, stats.groups, protect)
+    alive = np.asarray(alive, bool)
+    keep = np.zeros_like(alive)
+    fits = []
+    for name, sl in stats.groups.items():
+        if name in protect:
+            keep[sl] = alive[sl]
+            continue
+        if name not in stats.gram:
+            X, y = stats.design(replica, name)
+            k, f = structured_granger_keep(X, y, alive[sl], {name: slice(0, sl.stop - sl.start)}, layer_shapes,
+                                           target_sparsity=target_sparsity, alpha=alpha, standardize=standardize,
+                                           tol=tol, warn=warn)
+            keep[sl] = k
+            fits += f
+            continue
+        shape = layer_shapes[name]
+        size = sl.stop - sl.start
+        Gm = np.asarray(stats.gram[name][replica], np.float64)
+        q = np.asarray(stats.xty[name][replica], np.float64)
+        n = stats.n
+        g = _layer_groups(shape, q.shape[0], size)
+        scale = np.tile(alive[sl], q.shape[0] // size).astype(np.float64)
+        if standardize:
+            rms = np.sqrt(np.asarray(stats.sumsq[name][replica], np.float64) / n)
+            scale = scale / np.where(rms > 0, rms, 1.0)
+        Gs = (Gm * scale[:, None] * scale[None, :]).astype(np.float32)
+        qs = (q * scale).astype(np.float32)
+        n_units = shape[-1]
         sizes = np.bincount(g, minlength=n_units)
-        unit_alive = np.bincount(g, weights=alive[sl].astype(np.float64), minlength=n_units) > 0
-        ranks = rank_key(gn, cn / np.sqrt(np.maximum(sizes, 1)))
-        k_units = int(round((1.0 - target_sparsity) * n_units))
-        unit_keep = keep_top(ranks, unit_alive, k_units)
-        keep[sl] = unit_keep[g] & alive[sl]
+        gq = np.sqrt(np.bincount(g, weights=(qs.astype(np.float64) / n) ** 2, minlength=n_units))
+        amax = float(np.max(np.where(sizes > 0, gq / np.sqrt(np.maximum(sizes, 1)), 0.0)))
+        res = group_lasso_gram(Gs, qs, np.float32(stats.yty[replica]), n, alpha * amax, g, num_groups=n_units,
+                               tol=tol, warn=warn)
+        fits.append(res)
+        w = np.asarray(res.coef, np.float64)
+        keep[sl] = _unit_keep(w, (qs.astype(np.float64) - Gs.astype(np.float64) @ w) / n, g, n_units, alive[sl],
+                              target_sparsity)
     return keep, fits
