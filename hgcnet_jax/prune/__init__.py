@@ -5,17 +5,26 @@
   coordinate descent, FISTA, the authors' truncated-gradient SGD), paths, and α by
   target sparsity.
 * :mod:`~hgcnet_jax.prune.record` — masked training vmapped over seeds and the
-  streaming recorder of loss changes and parameter updates.
+  recorder of loss changes and parameter updates, full or streamed into sufficient
+  statistics (:class:`GrangerStats`, with its memory bound).
 * :mod:`~hgcnet_jax.prune.granger` — the Granger regression and keep rules, magnitude
   and random baselines; :mod:`~hgcnet_jax.prune.structured` — the group-Lasso variant
-  that removes whole output units.
+  that removes whole output units (method ``"granger_structured"``).
 * :mod:`~hgcnet_jax.prune.procedure` — the iterative procedure (pre-train, prune,
   reset, retrain) for every method under one budget; :mod:`~hgcnet_jax.prune.analysis`
   — curves, phase-shift points, plots; :mod:`~hgcnet_jax.prune.cli` — ``hgcnet prune``.
 """
 
 from hgcnet_jax.prune.analysis import PhaseShift, hinge_fit, phase_shift, plot_curves, plot_spectra, summarize
-from hgcnet_jax.prune.granger import GrangerFit, granger_fit, granger_keep, magnitude_keep, random_keep
+from hgcnet_jax.prune.granger import (
+    GrangerFit,
+    granger_fit,
+    granger_fit_gram,
+    granger_keep,
+    granger_keep_stats,
+    magnitude_keep,
+    random_keep,
+)
 from hgcnet_jax.prune.masks import (
     apply_mask,
     cubic_schedule,
@@ -26,8 +35,8 @@ from hgcnet_jax.prune.masks import (
     prunable,
     sparsity,
 )
-from hgcnet_jax.prune.procedure import METHODS, PruneConfig, PruneResult, run_pruning
-from hgcnet_jax.prune.record import Recording, Trainer
+from hgcnet_jax.prune.procedure import DEFAULT_METHODS, METHODS, PruneConfig, PruneResult, run_pruning
+from hgcnet_jax.prune.record import GrangerStats, Recording, Trainer
 from hgcnet_jax.prune.solvers import (
     LassoConvergenceWarning,
     LassoPath,
@@ -41,7 +50,14 @@ from hgcnet_jax.prune.solvers import (
     lasso_path,
     soft_threshold,
 )
-from hgcnet_jax.prune.structured import group_alpha_max, group_lasso, output_groups, structured_granger_keep
+from hgcnet_jax.prune.structured import (
+    group_alpha_max,
+    group_lasso,
+    group_lasso_gram,
+    output_groups,
+    structured_granger_keep,
+    structured_granger_keep_stats,
+)
 
 __all__ = [
     # Lasso
@@ -57,6 +73,7 @@ __all__ = [
     "lasso_path",
     "soft_threshold",
     "group_lasso",
+    "group_lasso_gram",
     "group_alpha_max",
     # masks
     "prunable",
@@ -69,16 +86,21 @@ __all__ = [
     "geometric_schedule",
     # recording and scoring
     "Recording",
+    "GrangerStats",
     "Trainer",
     "GrangerFit",
     "granger_fit",
+    "granger_fit_gram",
     "granger_keep",
+    "granger_keep_stats",
     "magnitude_keep",
     "random_keep",
     "output_groups",
     "structured_granger_keep",
+    "structured_granger_keep_stats",
     # procedure and analysis
     "METHODS",
+    "DEFAULT_METHODS",
     "PruneConfig",
     "PruneResult",
     "run_pruning",

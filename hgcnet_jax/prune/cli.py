@@ -10,6 +10,12 @@ command continues after the last finished level; a different configuration is
 refused unless ``--overwrite``), ``table.csv`` (one row per method × seed × level),
 ``report.md`` (accuracy vs sparsity, phase-shift points, λ_max), ``curves.png`` and
 ``spectra.png``.
+
+``--method granger_structured`` removes whole output units (neurons / conv filters) by a
+group Lasso per layer, never those of the classifier (the layers whose width equals the
+number of classes). ``--features momentum`` uses the paper's momentum features.
+Recording streams sufficient statistics by default (``--recording stream``; memory
+bound in ``hgcnet_jax.prune.record``); ``--spill`` keeps large layers' columns on disk.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="fashion_mnist", help="dataset name (default fashion_mnist)")
     p.add_argument("--data-root", default=None, help="folder holding the dataset files")
     p.add_argument("--method", default="granger,magnitude,random",
-                   help="comma-separated subset of granger, magnitude, random")
+                   help="comma-separated subset of granger, magnitude, random, granger_structured "
+                        "(default granger,magnitude,random)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds, trained together (default 3)")
     p.add_argument("--levels", type=_floats, default=(0.5, 0.8, 0.9, 0.95, 0.98),
                    help="sparsity schedule, one level per iteration (default 0.5,0.8,0.9,0.95,0.98)")
@@ -55,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scope", choices=("global", "layer"), default="global", help="Granger Lasso scope")
     p.add_argument("--alpha", type=float, default=0.05, help="Lasso penalty, relative to alpha_max")
     p.add_argument("--target", choices=("same_batch", "consecutive"), default="same_batch")
+    p.add_argument("--features", choices=("sq", "momentum"), default="sq",
+                   help="Granger features: squared updates, or the momentum variant (3 per weight)")
+    p.add_argument("--recording", choices=("stream", "full"), default="stream",
+                   help="stream sufficient statistics while recording (default) or keep every update")
+    p.add_argument("--gram-max-features", type=int, default=1024,
+                   help="fit groups up to this many columns keep only their Gram matrix (default 1024)")
+    p.add_argument("--spill", action="store_true", help="keep large groups' recorded columns on disk (memmap)")
     p.add_argument("--solver", choices=("auto", "ws", "cd", "fista", "sgd"), default="auto")
     p.add_argument("--out", default=None, help="output folder (default hgcnet-out/prune-<dataset>-<model>)")
     p.add_argument("--overwrite", action="store_true", help="discard a previous run in --out")
@@ -112,7 +126,8 @@ def _run(args) -> int:
         cfg = PruneConfig(seeds=tuple(range(args.seeds)), batch_size=args.batch_size, pretrain_steps=args.pretrain_steps,
                           prune_steps=args.prune_steps, final_steps=args.final_steps, levels=tuple(args.levels),
                           granger_mode=args.mode, granger_scope=args.scope, alpha=args.alpha, target=args.target,
-                          solver=args.solver,
+                          solver=args.solver, features=args.features, recording=args.recording,
+                          gram_max_features=args.gram_max_features, spill_columns=args.spill,
                           curvature_levels=tuple(x for x in args.levels if abs(x - 0.9) < 1e-9) or (args.levels[-1],))
     except ValueError as e:
         raise _UsageError(str(e).replace("PruneConfig.", "--").replace("_", "-")) from None

@@ -9,14 +9,29 @@ For each seed (all seeds at once, one compiled program per phase):
    a. reset the surviving weights to :math:`\theta_0` (``θ0 * mask``);
    b. score the alive weights:
       ``granger`` — plain SGD (lr 1e-3) for the pruning steps while recording loss
-      changes and squared updates, then the Lasso (:mod:`hgcnet_jax.prune.granger`);
+      changes and squared updates (or the momentum features, ``features="momentum"``),
+      then the Lasso (:mod:`hgcnet_jax.prune.granger`);
+      ``granger_structured`` — the same recording, then one group Lasso per layer with
+      one coefficient group per output neuron / filter
+      (:mod:`hgcnet_jax.prune.structured`): whole channels are removed;
       ``magnitude`` — :math:`|\theta|` (optionally after ``magnitude_steps`` SGD steps);
       ``random`` — uniform scores;
    c. keep the budget :math:`(1 - s_i)` of the prunable weights (global or per layer;
-      ``granger_mode="exact"`` instead prunes every γ = 0 and ignores the level);
+      ``granger_mode="exact"`` instead prunes every γ = 0 and ignores the level;
+      ``granger_structured`` keeps :math:`(1 - s_i)` of the output units of every layer
+      except the protected ones, see ``structured_protect``);
    d. **final training** of the masked model from ``θ0 * mask`` (Adam), test accuracy,
       and optionally :math:`\lambda_{\max}` of the Hessian of the masked loss
       :math:`\theta \mapsto L(\theta \odot m)` on a fixed test subset.
+
+**Recording memory.** With ``recording="stream"`` (default) the pruning steps are folded
+into streamed sufficient statistics as they run (:meth:`~hgcnet_jax.prune.Trainer.record_stats`):
+a fit group of ``p ≤ gram_max_features`` feature columns keeps only its Gram matrix
+(``8·p²`` bytes per seed, whatever the number of pruning steps) and is solved by
+:func:`~hgcnet_jax.prune.lasso_gram`; a larger group keeps its ``(T+1) × P_g`` columns
+(in RAM, or with ``spill_columns`` in an unlinked memory-mapped file under ``out_dir``)
+for the working-set solver. ``recording="full"`` keeps the whole ``S × (T+1) × P``
+recording as before. The bound is stated in :mod:`hgcnet_jax.prune.record`.
 
 Masks are applied inside the optimiser, so pruned weights are exactly zero
 throughout. Every level is saved under ``out_dir`` as soon as it is done, and a
@@ -39,19 +54,21 @@ import numpy as np
 import pandas as pd
 
 from hgcnet_jax import _io
-from hgcnet_jax.prune.granger import granger_keep, magnitude_keep, random_keep
+from hgcnet_jax.prune.granger import granger_keep, granger_keep_stats, magnitude_keep, random_keep
 from hgcnet_jax.prune.masks import apply_mask, flatten_prunable, ones_mask, prunable, unflatten_prunable
 from hgcnet_jax.prune.record import Trainer
+from hgcnet_jax.prune.structured import structured_granger_keep, structured_granger_keep_stats
 
-__all__ = ["PruneConfig", "PruneResult", "run_pruning", "METHODS"]
+__all__ = ["PruneConfig", "PruneResult", "run_pruning", "METHODS", "DEFAULT_METHODS"]
 
-METHODS = ("granger", "magnitude", "random")
+METHODS = ("granger", "magnitude", "random", "granger_structured")
+DEFAULT_METHODS = ("granger", "magnitude", "random")
 _PRETRAIN_FIELDS = ("seeds", "batch_size", "pretrain_steps", "train_lr")
 
 
 @dataclass(frozen=True)
 class PruneConfig:
-    """Budgets and settings of one pruning study (the authors' values in brackets).
+    r"""Budgets and settings of one pruning study (the authors' values in brackets).
 
     Attributes:
         seeds: seeds, trained together (vmapped).
@@ -73,12 +90,25 @@ class PruneConfig:
             (their original) loss differences.
         standardize: scale the Lasso's columns to unit root mean square (see
             :func:`hgcnet_jax.prune.granger_fit`).
-        features: ``"sq"`` or ``"momentum"``.
-        solver, lasso_tol: the Lasso solver and its tolerance.
+        features: ``"sq"`` (:math:`\Delta\theta_t^2`) or ``"momentum"`` (the paper's
+            momentum variant: :math:`[\Delta\theta_t^2, \Delta\theta_{t+1}^2,
+            \Delta\theta_t\Delta\theta_{t+1}]`, three columns per weight; a weight's
+            score is the largest |.| of its three).
+        solver, lasso_tol: the Lasso solver and its tolerance (``solver`` is used for
+            fit groups kept as columns; Gram groups use covariance-form coordinate descent).
         chunk_steps: recording chunk (memory bound, see :mod:`hgcnet_jax.prune.record`).
-        curvature_levels: levels at which :math:`\\lambda_{\\max}` is measured (plus the dense model).
+        recording: ``"stream"`` (sufficient statistics while recording) or ``"full"``
+            (keep every Δθ, the earlier behaviour); see the module docstring.
+        gram_max_features: streamed fit groups with at most this many feature columns
+            keep their Gram matrix instead of their columns.
+        spill_columns: keep the streamed columns of large groups in a memory-mapped
+            file (under ``out_dir``, else the system's temporary folder), not in RAM.
+        structured_protect: layers whose units ``granger_structured`` never removes;
+            ``None``: the prunable layers whose output width equals the task's number of
+            classes (``task.dataset.num_classes``; the classifier), none when unknown.
+        curvature_levels: levels at which :math:`\lambda_{\max}` is measured (plus the dense model).
         curvature_examples: test examples of the Hessian's loss.
-        lanczos_steps: Lanczos steps for :math:`\\lambda_{\\max}`.
+        lanczos_steps: Lanczos steps for :math:`\lambda_{\max}`.
         eval_examples: test examples for accuracy (``None``: the whole test split).
     """
 
@@ -103,6 +133,10 @@ class PruneConfig:
     solver: str = "auto"
     lasso_tol: float = 1e-4
     chunk_steps: int = 8
+    recording: str = "stream"
+    gram_max_features: int = 1024
+    spill_columns: bool = False
+    structured_protect: tuple[str, ...] | None = None
     curvature_levels: tuple[float, ...] = (0.9,)
     curvature_examples: int = 512
     lanczos_steps: int = 32
@@ -141,6 +175,10 @@ class PruneConfig:
             bad("features", "must be 'sq' or 'momentum'")
         if self.solver not in ("auto", "ws", "cd", "fista", "sgd"):
             bad("solver", "must be one of auto, ws, cd, fista, sgd")
+        if self.recording not in ("stream", "full"):
+            bad("recording", "must be 'stream' or 'full'")
+        if int(self.gram_max_features) < 0:
+            bad("gram_max_features", "must be >= 0")
         if self.eval_examples is not None and self.eval_examples < 1:
             bad("eval_examples", "must be >= 1 or None")
 
@@ -217,7 +255,7 @@ def run_pruning(
     config: PruneConfig,
     *,
     key: jax.Array,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
     out_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     warn: bool = False,
@@ -230,7 +268,7 @@ def run_pruning(
             ``accuracy`` and ``splits``).
         config: a :class:`PruneConfig`.
         key: PRNG key; seed ``s`` uses ``fold_in(key, s)``.
-        methods: a subset of ``("granger", "magnitude", "random")``.
+        methods: a subset of :data:`METHODS` (default ``("granger", "magnitude", "random")``).
         out_dir: folder for resumable state (``state.json``, ``*.npz``); ``None``: in memory.
         progress: called with a short message after each phase (CLI progress bars).
         warn: let Lasso convergence warnings through (the gaps are in the table anyway).
@@ -337,6 +375,61 @@ def run_pruning(
         save()
         say("dense reference trained")
 
+    shapes = {n: tuple(np.shape(x)) for n, x in zip(slices, [x for x, f in zip(jax.tree.leaves(unstacked), jax.tree.leaves(which)) if f])}
+    if cfg.structured_protect is None:
+        n_cls = getattr(getattr(task, "dataset", None), "num_classes", None)
+        protect = tuple(n for n in slices if n_cls is not None and shapes[n][-1] == n_cls)
+    else:
+        protect = tuple(cfg.structured_protect)
+        unknown = [n for n in protect if n not in slices]
+        if unknown:
+            raise ValueError(f"PruneConfig.structured_protect: unknown layers {unknown}; layers: {list(slices)}")
+    if "granger_structured" in methods:
+        state["structured_protect"] = list(protect)      # for the record: units never removed
+
+    def score_granger(method, keep, mask, step_key, target):
+        """New keep flags ``(S, P)`` by the (structured) Granger regression, and the certificates."""
+        structured = method == "granger_structured"
+        rec_kw = dict(key=step_key, steps=cfg.prune_steps, lr=cfg.prune_lr, chunk_steps=cfg.chunk_steps)
+        fit_kw = dict(alpha=cfg.alpha, standardize=cfg.standardize, tol=cfg.lasso_tol, warn=warn)
+        if not structured:
+            fit_kw.update(mode=cfg.granger_mode, target_sparsity=target, alpha_scale=cfg.alpha_scale,
+                          solver=cfg.solver)
+        else:
+            fit_kw.update(target_sparsity=target, protect=protect)
+        new, gaps, conv = [], [], []
+        if cfg.recording == "full":
+            _, rec = trainer.record(ckpt, mask, same_batch=cfg.target == "same_batch", **rec_kw)
+            for s in range(S):
+                X, y = rec.design(s, target=cfg.target, features=cfg.features)
+                if structured:
+                    k, fits = structured_granger_keep(X, y, keep[s], slices, shapes, **fit_kw)
+                else:
+                    k, fits = granger_keep(X, y, keep[s], slices, scope=cfg.granger_scope, **fit_kw)
+                new.append(k)
+                results = [getattr(f, "result", f) for f in fits]
+                gaps.append(max((float(r.duality_gap) for r in results), default=0.0))
+                conv.append(all(bool(r.converged) for r in results))
+            del rec
+        else:
+            import tempfile
+
+            spill = (str(out) if out is not None else tempfile.gettempdir()) if cfg.spill_columns else None
+            _, st = trainer.record_stats(ckpt, mask, scope="layer" if structured else cfg.granger_scope,
+                                         target=cfg.target, features=cfg.features,
+                                         gram_max_features=cfg.gram_max_features, spill_dir=spill, **rec_kw)
+            for s in range(S):
+                if structured:
+                    k, fits = structured_granger_keep_stats(st, s, keep[s], shapes, **fit_kw)
+                else:
+                    k, fits = granger_keep_stats(st, s, keep[s], **fit_kw)
+                new.append(k)
+                results = [getattr(f, "result", f) for f in fits]
+                gaps.append(max((float(r.duality_gap) for r in results), default=0.0))
+                conv.append(all(bool(r.converged) for r in results))
+            del st
+        return np.stack(new), {"gap": gaps, "conv": conv}
+
     # 3. methods × levels
     masks: dict = {}
     for method in methods:
@@ -352,21 +445,8 @@ def run_pruning(
             mask = _mask_from_keep(keep, params0, which)
             step_key = jax.random.fold_in(key, 5000 + 97 * i + METHODS.index(method))
             extra: dict = {}
-            if method == "granger":
-                _, rec = trainer.record(ckpt, mask, key=step_key, steps=cfg.prune_steps, lr=cfg.prune_lr,
-                                        chunk_steps=cfg.chunk_steps, same_batch=cfg.target == "same_batch")
-                new, gaps, conv = [], [], []
-                for s in range(S):
-                    X, y = rec.design(s, target=cfg.target, features=cfg.features)
-                    k, fits = granger_keep(X, y, keep[s], slices, mode=cfg.granger_mode, scope=cfg.granger_scope,
-                                           target_sparsity=target, alpha=cfg.alpha, alpha_scale=cfg.alpha_scale,
-                                           standardize=cfg.standardize, solver=cfg.solver, tol=cfg.lasso_tol, warn=warn)
-                    new.append(k)
-                    gaps.append(max(float(f.result.duality_gap) for f in fits))
-                    conv.append(all(bool(f.result.converged) for f in fits))
-                keep = np.stack(new)
-                extra = {"gap": gaps, "conv": conv}
-                del rec
+            if method in ("granger", "granger_structured"):
+                keep, extra = score_granger(method, keep, mask, step_key, target)
             elif method == "magnitude":
                 if cfg.magnitude_steps > 0:
                     trained, _ = trainer.train(ckpt, mask, key=step_key, steps=cfg.magnitude_steps,
