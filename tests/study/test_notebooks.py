@@ -1,9 +1,14 @@
-"""Every notebook in notebooks/ runs top to bottom (tiny settings via HGCNET_NOTEBOOK_TINY=1)."""
+"""Every notebook in notebooks/ runs top to bottom (tiny settings via HGCNET_NOTEBOOK_TINY=1).
+
+Their first cell installs the package from ``$HGCNET_REPO_URL`` when it is missing, and says
+what to do when that is not set (there is no official public URL).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,7 +45,7 @@ def kernel(tmp_path_factory):
 
 def test_notebooks_exist():
     names = [p.stem for p in NOTEBOOKS]
-    assert "01_quickstart" in names and "02_batch_size_study" in names
+    assert {"01_quickstart", "02_batch_size_study", "03_granger_pruning"} <= set(names)
 
 
 def test_first_cell_installs_the_package_when_missing():
@@ -48,9 +53,47 @@ def test_first_cell_installs_the_package_when_missing():
         nb = nbformat.read(path, as_version=4)
         first = next(c for c in nb.cells if c.cell_type == "code")
         assert "import hgcnet_jax" in first.source and "%pip install" in first.source, path.name
-        assert "REPO_URL" in first.source, path.name
+        assert "REPO_URL" in first.source and "HGCNET_REPO_URL" in first.source, path.name
+        assert "<org>" not in first.source, f"{path.name}: placeholder URL"
         text = "\n".join(c.source for c in nb.cells)
         assert "/work/" not in text and "/tmp/" not in text, f"{path.name} uses a local path"
+
+
+_INSTALL_PROBE = r"""
+import json, os, sys
+from IPython.core.interactiveshell import InteractiveShell
+
+sys.modules["hgcnet_jax"] = None          # 'import hgcnet_jax' raises ImportError: a fresh environment
+shell = InteractiveShell.instance()
+calls = []
+shell.register_magic_function(lambda line: calls.append(line), "line", "pip")   # record, do not install
+result = shell.run_cell(sys.stdin.read(), silent=True)
+err = result.error_in_exec
+print(json.dumps({"error": type(err).__name__ if err else None, "message": str(err) if err else "", "pip": calls}))
+"""
+
+
+def _run_install_cell(source: str, url: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "HGCNET_REPO_URL"}
+    if url is not None:
+        env["HGCNET_REPO_URL"] = url
+    out = subprocess.run([sys.executable, "-c", _INSTALL_PROBE], input=source, env=env, capture_output=True,
+                         text=True, timeout=120, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_install_cell_uses_hgcnet_repo_url(path):
+    """Not installed: without HGCNET_REPO_URL a clear error naming it; with it, pip installs that URL."""
+    pytest.importorskip("IPython")
+    first = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code").source
+    unset = _run_install_cell(first, None)
+    assert unset["error"] == "RuntimeError" and "HGCNET_REPO_URL" in unset["message"], unset
+    assert unset["pip"] == []
+    url = "git+https://example.invalid/me/hgcnet_jax@v1"
+    given = _run_install_cell(first, url)
+    assert len(given["pip"]) == 1 and "install" in given["pip"][0] and url in given["pip"][0], given
+    assert given["error"] == "ModuleNotFoundError"   # the probe's fake pip installed nothing
 
 
 @pytest.mark.slow
