@@ -172,3 +172,96 @@ def test_path_warm_starts_and_alpha_for_sparsity():
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         L.lasso(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Working sets + Gap Safe screening (solver="ws")
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ratio", [0.7, 0.3, 0.1, 0.03])
+def test_ws_matches_sklearn_n200_p5000(ratio):
+    """Objective within 1e-6 relative, identical support, certificate met and honest."""
+    X, y = _problem(200, 5000, 20, seed=11, noise=0.5)
+    with enable_x64():
+        a = ratio * float(L.alpha_max(X, y))
+        coef_sk, obj_sk = _sk(X, y, a)
+        tol = 1e-10
+        res = L.lasso(jnp.asarray(X), jnp.asarray(y), a, solver="ws", tol=tol)
+        assert bool(res.converged)
+        assert abs(float(res.objective) - obj_sk) <= 1e-6 * obj_sk
+        np.testing.assert_array_equal(np.asarray(res.coef) != 0, coef_sk != 0)
+        # The certificate: the returned gap (best of the rescaled residual and its
+        # Anderson extrapolation as dual points) is no larger than the rescaled
+        # residual's gap for the same coefficients, meets the tolerance, and bounds
+        # the sub-optimality against scikit-learn's (tighter-tolerance) optimum.
+        obj, gap_resid = L.lasso_duality_gap(X, y, res.coef, a)
+        np.testing.assert_allclose(float(res.objective), float(obj), rtol=1e-12)
+        assert float(res.duality_gap) <= float(gap_resid) * (1 + 1e-9) + 1e-15
+        assert float(res.duality_gap) <= tol * float(y @ y) / 200
+        assert float(res.objective) - obj_sk <= float(res.duality_gap) + 1e-12
+
+
+def _screening_run(X, y, a, **kw):
+    info = {}
+    n = X.shape[0]
+    tol_abs = 1e-10 * float(y @ y) / n
+    w, obj, gap, _ = L._lasso_ws(jnp.asarray(X), jnp.asarray(y), jnp.zeros(X.shape[1]), a, tol_abs, 10_000,
+                                 info=info, **kw)
+    return np.asarray(w), obj, gap, tol_abs, info
+
+
+def test_ws_screening_removes_most_features_and_only_inactive_ones():
+    """A problem where Gap Safe screening discards most features: every discarded
+    feature is zero in scikit-learn's solution, and the result still matches it."""
+    X, y = _problem(100, 4000, 5, seed=12, noise=0.05)
+    with enable_x64():
+        a = 0.3 * float(L.alpha_max(X, y))
+        coef_sk, obj_sk = _sk(X, y, a)
+        w, obj, gap, tol_abs, info = _screening_run(X, y, a)
+        assert info["norms_computed"]
+        screened = info["screened"]
+        assert screened.mean() > 0.5, screened.mean()
+        # Safety: nothing screened is active at the optimum.
+        assert not np.any(coef_sk[screened] != 0)
+        assert gap <= tol_abs
+        assert abs(obj - obj_sk) <= 1e-6 * obj_sk
+        np.testing.assert_array_equal(w != 0, coef_sk != 0)
+
+
+def test_ws_screening_safety_check_catches_an_unsafe_rule():
+    """The safety check above is not vacuous: with the sphere shrunk 50x (an unsafe
+    rule) screening discards features that are active at the optimum, which the same
+    check detects, and the duality-gap certificate refuses to report convergence."""
+    X, y = _problem(100, 4000, 5, seed=12, noise=0.05)
+    with enable_x64():
+        a = 0.3 * float(L.alpha_max(X, y))
+        coef_sk, _ = _sk(X, y, a)
+        w, obj, gap, tol_abs, info = _screening_run(X, y, a, screen_scale=0.02, max_outer=8)
+        assert np.any(coef_sk[info["screened"]] != 0)
+        assert gap > tol_abs
+
+
+def test_ws_warm_start_and_path():
+    X, y = _problem(100, 3000, 10, seed=13, noise=0.2)
+    with enable_x64():
+        amax = float(L.alpha_max(X, y))
+        cold = L.lasso(X, y, 0.05 * amax, solver="ws", tol=1e-10)
+        warm = L.lasso(X, y, 0.05 * amax, solver="ws", tol=1e-10, coef_init=cold.coef)
+        assert bool(warm.converged)
+        assert int(warm.n_iter) <= int(cold.n_iter)
+        np.testing.assert_allclose(np.asarray(warm.coef), np.asarray(cold.coef), atol=1e-6)
+        path = L.lasso_path(X, y, n_alphas=5, eps=0.05, solver="ws", tol=1e-10)
+        assert bool(jnp.all(path.converged))
+        for a, c, o in zip(np.asarray(path.alphas), np.asarray(path.coefs), np.asarray(path.objectives)):
+            coef_sk, obj_sk = _sk(X, y, a)
+            assert abs(o - obj_sk) <= 1e-6 * obj_sk
+            np.testing.assert_array_equal(c != 0, coef_sk != 0)
+
+
+def test_ws_not_converged_warns():
+    X, y = _problem(100, 3000, 10, seed=14)
+    a = 0.01 * float(L.alpha_max(X, y))
+    with enable_x64(), pytest.warns(L.LassoConvergenceWarning, match="did not converge"):
+        res = L.lasso(X, y, a, solver="ws", tol=1e-12, max_iter=4)
+    assert not bool(res.converged)
