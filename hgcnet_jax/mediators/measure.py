@@ -9,7 +9,7 @@ once (closed over, never copied per run), and the run axis is cut into groups of
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -205,6 +205,18 @@ def measure_params(
     return out
 
 
+def _progress(progress: bool | Callable[[int], None], total: int, mediators: Sequence[str]):
+    """``(bar, tick)``: a ``tqdm.auto`` bar for ``progress=True``, the callable itself, or nothing."""
+    if callable(progress):
+        return None, progress
+    if not progress:
+        return None, lambda n: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=f"mediators ({', '.join(mediators)})", unit="run", leave=False)
+    return bar, bar.update
+
+
 def _stack(trees):
     return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
 
@@ -216,6 +228,7 @@ def measure(
     key: jax.Array,
     mediators: Sequence[str] = MEDIATORS,
     run_ids: Sequence[int] | None = None,
+    progress: bool | Callable[[int], None] = False,
     **config: Any,
 ) -> pd.DataFrame:
     r"""Add the mediator columns to a sweep's runs table, every run measured in one vmapped program.
@@ -245,6 +258,10 @@ def measure(
         key: PRNG key (keyword-only).
         mediators: subset of ``("noise", "sharpness", "complexity")``.
         run_ids: runs to measure (default all, in ``run_id`` order).
+        progress: ``True``: a ``tqdm.auto`` bar (terminal or notebook) over the runs, advanced
+            once per group of ``runs_per_call`` runs, when that group's results reach the
+            host (no extra synchronisation: the results are copied there anyway); a callable
+            is called with the number of runs of each finished group; ``False``: silent.
         **config: fields of :class:`MeasureConfig` (``num_examples``, ``lanczos_steps``, …).
 
     Returns:
@@ -290,14 +307,20 @@ def measure(
     program = jax.jit(jax.vmap(one))
     group = len(ids) if cfg.runs_per_call is None else min(cfg.runs_per_call, len(ids))
     pieces: list[dict[str, np.ndarray]] = []
-    for start in range(0, len(ids), group):
-        chunk = ids[start : start + group]
-        padded = chunk + [chunk[-1]] * (group - len(chunk))  # same shapes: one compilation
-        params = result.stacked_params(padded)
-        inits = _stack([result.init_params(r) for r in padded]) if "complexity" in cfg.mediators else params
-        states = _stack([result.model_state(r) for r in padded]) if stateful else None
-        out = program(params, inits, states, jnp.asarray(padded, jnp.int32))
-        pieces.append({c: np.asarray(v)[: len(chunk)] for c, v in out.items()})
+    bar, tick = _progress(progress, len(ids), cfg.mediators)
+    try:
+        for start in range(0, len(ids), group):
+            chunk = ids[start : start + group]
+            padded = chunk + [chunk[-1]] * (group - len(chunk))  # same shapes: one compilation
+            params = result.stacked_params(padded)
+            inits = _stack([result.init_params(r) for r in padded]) if "complexity" in cfg.mediators else params
+            states = _stack([result.model_state(r) for r in padded]) if stateful else None
+            out = program(params, inits, states, jnp.asarray(padded, jnp.int32))
+            pieces.append({c: np.asarray(v)[: len(chunk)] for c, v in out.items()})
+            tick(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
 
     table = runs.set_index("run_id", drop=False).loc[ids].reset_index(drop=True).copy()
     for c in pieces[0]:

@@ -110,3 +110,18 @@ def test_default_chunk_size_bounds_per_example_gradient_memory():
     assert default_chunk_size(False, 5000, 11_000_000) == 1  # ResNet-18 scale: one at a time
     assert default_chunk_size(True, 140, 23_000) is None  # Cora GCN: all train nodes in one pass
     assert default_chunk_size(True, 100_000, 23_000) == 2**24 // 23_000
+
+
+def test_progress_bar_advances_per_group_of_runs_and_is_silent_when_off(node_sweep, capsys):
+    task, result = node_sweep
+    kw = dict(key=jax.random.key(1), mediators=("noise",), runs_per_call=2, **SETTINGS)
+    capsys.readouterr()
+    quiet = md.measure(task, result, progress=False, **kw)
+    assert capsys.readouterr().err == ""
+    md.measure(task, result, progress=True, **kw)
+    err = capsys.readouterr().err
+    assert "mediators (noise)" in err and "2/4 [" in err   # 4 runs, 2 per group (the first includes compiling)
+    groups: list[int] = []
+    again = md.measure(task, result, progress=groups.append, **kw)
+    assert groups == [2, 2] and capsys.readouterr().err == ""
+    np.testing.assert_array_equal(again.noise_b_simple.to_numpy(), quiet.noise_b_simple.to_numpy())
