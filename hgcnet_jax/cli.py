@@ -135,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="DIR", help="output folder (default ./hgcnet-out/study-<dataset>-<model>)")
     g.add_argument("--overwrite", "--force", action="store_true",
                    help="delete a previous study with a different config in --out and start again")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (sweep steps, mediator runs, causal fits and queries); the phase log stays")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="nothing on stderr but errors: no progress bars and no phase log")
     g.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
 
     sub.add_parser("prune", help="Granger-causal pruning against magnitude pruning (see 'hgcnet prune --help')",
@@ -196,7 +199,8 @@ def _run_study(args: argparse.Namespace) -> int:
     from hgcnet_jax import study
 
     out = Path(args.out) if args.out else study.default_out(config)
-    result = study.run(config, out=out, overwrite=args.overwrite, progress=not args.no_progress)
+    quiet = {"progress": False, "log": None} if args.quiet else {"progress": not args.no_progress}
+    result = study.run(config, out=out, overwrite=args.overwrite, **quiet)
     rec = result.summary["recommendation"]
     print(f"report: {result.report.resolve()}")
     print(f"recommended batch size: {rec['best_batch_size']} "

@@ -49,6 +49,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -60,7 +61,7 @@ import pandas as pd
 from hgcnet_jax import _io
 from hgcnet_jax.config import ConfigError, StudyConfig
 
-__all__ = ["run", "StudyResult", "StudyFolderError", "ARTIFACTS", "default_out", "load_result"]
+__all__ = ["run", "StudyResult", "StudyFolderError", "ARTIFACTS", "default_out", "load_result", "load"]
 
 #: Files of a study folder, in phase order.
 ARTIFACTS = (
@@ -107,6 +108,83 @@ class StudyResult:
         if graph not in ("hypergraph", "pairwise"):
             raise ValueError(f"graph must be 'hypergraph' or 'pairwise', got {graph!r}")
         return az.from_netcdf(self.out / f"posterior_{graph}.nc")
+
+    def fit(self, graph: str = "hypergraph"):
+        """The study's :class:`hgcnet_jax.causal.Fit` of ``graph``, rebuilt from the folder (no inference).
+
+        Built from public pieces only: the graph and the fitted rows come from the saved
+        config and runs table (:func:`fit_table`), ``causal.prepare`` / ``causal.make_model``
+        rebuild the model and its scaling, and the posterior draws of the model's own
+        parameter sites are recovered from the netCDF's readable names by inverting
+        :meth:`hgcnet_jax.causal.Layout.named` (a readable coefficient is its prior scale
+        times ``w``, radial-basis ones also times their ``rbf_scale``). So every query
+        (``causal.ate``, ``mediation``, ``recommend``, ``refute`` …) works on it as on the
+        fit the study made; values agree up to float32 rounding of that inversion.
+        ``wall_time_s`` is the phase's recorded time (NaN when unknown).
+        """
+        import jax
+        import jax.numpy as jnp
+
+        from hgcnet_jax import causal
+
+        if graph not in GRAPHS:
+            raise ValueError(f"graph must be 'hypergraph' or 'pairwise', got {graph!r}")
+        idata = self.posterior(graph)
+        g = _graphs(self.config)[graph]
+        table, _ = fit_table(self.runs, self.config)
+        inputs, observed, scaling = causal.prepare(g, table)
+        model = causal.make_model(g, scaling)
+        grouped = _unname(model.layout, idata.posterior)
+        samples = {k: jnp.asarray(v.reshape((-1,) + v.shape[2:])) for k, v in grouped.items()}
+        fit_config = causal.FitConfig(**_fit_kwargs(self.config))
+        stats = getattr(idata, "sample_stats", None)
+        divergences = int(np.asarray(stats["diverging"]).sum()) if stats is not None and "diverging" in stats else 0
+        # the key study._fits passed to causal.fit, as causal.fit_many splits it for its one table
+        key = jax.random.split(jax.random.fold_in(jax.random.key(self.config.seed), 10 + GRAPHS.index(graph)), 1)[0]
+        seconds = (_read_json(self.out / "phases.json") or {}).get("causal", {}).get("fits_s", float("nan"))
+        return causal.Fit(graph=g, data=table, config=fit_config, model=model, inputs=inputs, observed=observed,
+                          scaling=scaling, samples=samples, idata=idata,
+                          diagnostics=_posterior_diagnostics(idata.posterior, fit_config.method),
+                          num_divergences=divergences, wall_time_s=float(seconds), key=key)
+
+
+def _unname(layout, posterior) -> dict[str, np.ndarray]:
+    """Inverse of :meth:`hgcnet_jax.causal.Layout.named`: ``{site: (chain, draw, ...)}`` of the model's sites."""
+    post = {k: np.asarray(posterior[k].values) for k in posterior.data_vars}
+    out: dict[str, np.ndarray] = {}
+    if layout.rbf_labels:
+        out["rbf_scale"] = np.stack([post[f"rbf_scale[{lab}]"] for lab in layout.rbf_labels], axis=-1)
+    rbf_pos = {lab: i for i, lab in enumerate(layout.rbf_labels)}
+    cols = []
+    for name, sc in zip(layout.coef_names, layout.coef_scales, strict=True):
+        val = post[name] / sc
+        if name.startswith("rbf[") and "rbf_scale" in out:
+            val = val / out["rbf_scale"][..., rbf_pos[name[4 : name.index("]")]]]
+        cols.append(val)
+    out["w"] = np.stack(cols, axis=-1)
+    out["sigma"] = np.stack([post[f"sigma[{v}]"] for v in layout.endogenous], axis=-1)
+    if layout.student and all(f"nu[{v}]" in post for v in layout.endogenous):
+        out["nu"] = np.stack([post[f"nu[{v}]"] for v in layout.endogenous], axis=-1)
+    out.update({k: v for k, v in post.items() if k.startswith("mlp")})
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def _posterior_diagnostics(posterior, method: str) -> pd.DataFrame:
+    """One row per scalar parameter: ``site, mean, sd`` and (NUTS) ``r_hat, ess`` (as ``causal.Fit.diagnostics``)."""
+    from numpyro.diagnostics import summary
+
+    rows = []
+    summ = summary({k: np.asarray(posterior[k].values) for k in posterior.data_vars}, group_by_chain=True)
+    for name, st in summ.items():
+        mean = np.ravel(np.asarray(st["mean"]))
+        for i in range(mean.size):
+            idx = "" if np.ndim(st["mean"]) == 0 else str(list(np.unravel_index(i, np.shape(st["mean"]))))
+            row = {"site": name + idx, "mean": float(mean[i]), "sd": float(np.ravel(st["std"])[i])}
+            if method == "nuts":
+                row["r_hat"] = float(np.ravel(st["r_hat"])[i])
+                row["ess"] = float(np.ravel(st["n_eff"])[i])
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def default_out(config: StudyConfig) -> Path:
@@ -305,7 +383,12 @@ def _phase_runs(config: StudyConfig, out: Path, task, *, progress: bool, log: Ca
     t_sweep = time.perf_counter() - t0
     log(f"sweep: done in {t_sweep:.1f} s; measuring mediators (N, S, C) on every run")
     t0 = time.perf_counter()
-    table = _mediators.measure(task, result, **_measure_kwargs(config))
+    kw = _measure_kwargs(config)
+    if progress and kw.get("runs_per_call") is None:
+        # A run's values do not depend on the runs measured with it (mediators.measure), so
+        # the bar may split the runs into a few groups and advance after each.
+        kw["runs_per_call"] = -(-len(result.runs) // _MEASURE_GROUPS)
+    table = _mediators.measure(task, result, progress=progress, **kw)
     t_med = time.perf_counter() - t0
     m = config.mediators
     missing = [c for c in (m.noise, m.sharpness, m.complexity, m.outcome) if c not in table.columns]
@@ -318,6 +401,11 @@ def _phase_runs(config: StudyConfig, out: Path, task, *, progress: bool, log: Ca
     _write_parquet(table, out / "runs.parquet")
     log(f"mediators: done in {t_med:.1f} s; wrote {out / 'runs.parquet'}")
     return table, t_sweep, t_med
+
+
+#: With progress bars and no ``mediators.options.runs_per_call``, the mediators are
+#: measured in this many groups of runs, one bar step each.
+_MEASURE_GROUPS = 4
 
 
 def _measure_kwargs(config: StudyConfig) -> dict[str, Any]:
@@ -415,6 +503,10 @@ def _fits(config: StudyConfig, table: pd.DataFrame, *, log: Callable[[str], None
         log(f"causal fit ({name}): {config.causal.method.upper()}, {config.causal.num_chains} chain(s) × "
             f"({config.causal.num_warmup} warm-up + {config.causal.num_samples}) on {len(table)} runs …")
         t0 = time.perf_counter()
+        c = config.causal
+        what = (f"fit {name}: NUTS {c.num_chains} chains x {c.num_warmup + c.num_samples} transitions"
+                if c.method == "nuts" else f"fit {name}: SVI")
+        _step(bar, what)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", causal.ConvergenceWarning)  # reported in the summary instead
             try:
@@ -485,7 +577,10 @@ def run(
         out: output folder (default :func:`default_out`).
         overwrite: if ``out`` holds a study of another config, delete it and start again
             (otherwise that is an error).
-        progress: show progress bars (sweep steps per bucket, …).
+        progress: show progress bars (``tqdm.auto``: terminal or notebook): the sweep's steps per
+            bucket, the mediator measurement per group of runs, and the causal phase per fit
+            and query (a fit is one compiled program: its bar names it and keeps its elapsed
+            time moving, it cannot count NUTS transitions).
         log: receives one line per phase event (default: stderr; ``None``: silent).
 
     Returns:
@@ -551,11 +646,12 @@ def run(
         table, notes = fit_table(runs, config)
         bar = _causal_bar(config, progress)
         try:
-            fits, t_fits = _fits(config, table, log=log, bar=bar)
-            log("effects: E[G | do(B)], ATE, mediation, PSIS-LOO, refutations, permutation test, recommendation …")
-            t0 = time.perf_counter()
-            summary = summarise(config, runs, table, fits, notes=notes, log=log, bar=bar)
-            t_eff = time.perf_counter() - t0
+            with _alive(bar):
+                fits, t_fits = _fits(config, table, log=log, bar=bar)
+                log("effects: E[G | do(B)], ATE, mediation, PSIS-LOO, refutations, permutation test, recommendation …")
+                t0 = time.perf_counter()
+                summary = summarise(config, runs, table, fits, notes=notes, log=log, bar=bar)
+                t_eff = time.perf_counter() - t0
         finally:
             if bar is not None:
                 bar.close()
@@ -603,6 +699,10 @@ def load_result(out: str | os.PathLike) -> StudyResult:
 # ---------------------------------------------------------------------------- summary helpers
 
 
+#: ``study.load(out)``: the finished study in ``out`` (runs, summary, ``.posterior(graph)``, ``.fit(graph)``).
+load = load_result
+
+
 def time_per_epoch(runs: pd.DataFrame) -> pd.Series:
     """Measured seconds per epoch for each batch size: median over seeds of ``wall_time_s / epochs``.
 
@@ -640,6 +740,40 @@ def _causal_bar(config: StudyConfig, progress: bool):
 
     total = 2 + 4 + len(config.causal.refuters)
     return tqdm(total=total, desc="causal (NUTS fits, queries)", unit="step", leave=False)
+
+
+@contextlib.contextmanager
+def _alive(bar, *, every: float = 1.0) -> Iterator[None]:
+    """Redraw ``bar`` every ``every`` seconds (its elapsed time and the step it names) while the body runs.
+
+    A NUTS or SVI fit is one compiled XLA program (warm-up and sampling in one scan, the
+    chains vmapped, inside :mod:`hgcnet_jax.causal`): nothing reaches the host until it
+    ends, so the bar cannot count its transitions. This keeps the bar moving and
+    :func:`_step` says which fit or query is running, at no cost to the computation (a
+    host thread that sleeps between redraws).
+    """
+    if bar is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            bar.refresh()
+
+    thread = threading.Thread(target=beat, name="hgcnet-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _step(bar, what: str) -> None:
+    """Name the step that starts now on ``bar``."""
+    if bar is not None:
+        bar.set_postfix_str(what, refresh=True)
 
 
 def _tick(bar, what: str) -> None:
@@ -716,6 +850,7 @@ def summarise(
     warnings_: list[str] = list(notes or [])
 
     # E[G | do(B = b)] for every b, and the recommendation (one call per graph: common random numbers)
+    _step(bar, "E[G | do(B = b)] for every batch size")
     recs = {name: causal.recommend(f, bs, current=config.current, prob=prob) for name, f in fits.items()}
     curves = {}
     for name, rec in recs.items():
@@ -728,6 +863,7 @@ def summarise(
 
     # ATE of the smallest against the largest batch size, and the frequentist test over seeds
     log(f"effects: ATE of B={b_small} vs B={b_large}, permutation test")
+    _step(bar, "ATE, permutation test")
     eff = causal.ate(hyper, "B", b_small, b_large, "G", prob=prob)
     perm = causal.permutation_test(table, "batch_size", b_small, b_large, m.outcome, key=k_perm,
                                    num_permutations=c.permutations, num_bootstrap=c.permutations)
@@ -740,6 +876,7 @@ def summarise(
 
     # Direct and mediated effects (Pearl 2001; path-specific: Avin, Shpitser & Pearl 2005)
     log("effects: mediation (natural direct/indirect, path-specific through N, S, C)")
+    _step(bar, "mediation")
     med = causal.mediation(hyper, "B", b_small, b_large, "G", prob=prob)
     _tick(bar, "mediation")
     rows = {"total (ATE)": _interval(med.total), "direct (NDE)": _interval(med.nde),
@@ -755,6 +892,7 @@ def summarise(
 
     # Hypergraph against pairwise
     log("effects: PSIS-LOO hypergraph against pairwise")
+    _step(bar, "PSIS-LOO")
     lc = causal.loo_compare(hyper, pair, names=("hypergraph", "pairwise"))
     _tick(bar, "PSIS-LOO")
     if lc.prefers_a():
@@ -781,6 +919,7 @@ def summarise(
 
         frames = []
         for name, k in zip(c.refuters, jax.random.split(k_ref, len(c.refuters))):
+            _step(bar, f"refute: {name} (refits the model)")
             with _w.catch_warnings():
                 _w.simplefilter("ignore", causal.ConvergenceWarning)
                 frames.append(causal.refute(hyper, "B", b_small, b_large, "G", key=k, refuters=(name,), prob=prob))

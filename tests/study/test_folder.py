@@ -110,3 +110,31 @@ def test_causal_progress_bar_counts_fits_queries_and_refutations():
         assert bar.n == 1
     finally:
         bar.close()
+
+
+def test_alive_redraws_the_bar_while_one_long_call_runs_and_then_stops():
+    import threading
+    import time
+
+    class Bar:
+        def __init__(self):
+            self.refreshes, self.postfix = 0, None
+
+        def refresh(self):
+            self.refreshes += 1
+
+        def set_postfix_str(self, text, refresh=True):
+            self.postfix = text
+
+    bar = Bar()
+    study._step(bar, "fit hypergraph: NUTS 2 chains x 1500 transitions")
+    with study._alive(bar, every=0.01):
+        time.sleep(0.2)                      # stands for one compiled NUTS program
+    n = bar.refreshes
+    assert n >= 3 and bar.postfix.startswith("fit hypergraph")
+    time.sleep(0.05)
+    assert bar.refreshes == n                # the thread has stopped
+    assert not any(t.name == "hgcnet-progress" for t in threading.enumerate())
+    with study._alive(None):                 # progress off: no thread at all
+        assert not any(t.name == "hgcnet-progress" for t in threading.enumerate())
+    study._step(None, "ignored")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 
@@ -24,11 +26,28 @@ def _snapshot(out):
 
 
 @pytest.fixture(scope="module")
-def tiny_study(tmp_path_factory):
+def _tiny_run(tmp_path_factory):
+    """The tiny study, computed once with progress bars on; what they wrote to stderr is kept."""
     out = tmp_path_factory.mktemp("study") / "out"
     logs: list[str] = []
-    result = study.run(TINY, out=out, progress=False, log=logs.append)
-    return result, logs
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        result = study.run(TINY, out=out, progress=True, log=logs.append)
+    return result, logs, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_study(_tiny_run):
+    return _tiny_run[:2]
+
+
+def test_progress_bars_cover_every_long_phase(_tiny_run):
+    err = _tiny_run[2]
+    assert "sweep" in err and "step" in err
+    assert "mediators (noise, sharpness, complexity)" in err          # one step per group of runs
+    assert "causal (NUTS fits, queries)" in err
+    for step in ("fit hypergraph: NUTS", "fit pairwise: NUTS", "mediation", "PSIS-LOO", "refute: placebo_treatment"):
+        assert step in err, step
 
 
 def test_every_output_is_written(tiny_study):
@@ -151,6 +170,14 @@ def test_cli_resumes_the_same_study(tiny_study, capsys):
     assert study.load_result(result.out).summary == result.summary
 
 
+def test_cli_quiet_writes_nothing_to_stderr(tiny_study, capsys):
+    result, _ = tiny_study
+    code = cli.main(["study", "--preset", "tiny", "--out", str(result.out), "--quiet"])
+    cap = capsys.readouterr()
+    assert code == 0 and cap.err == ""
+    assert "report:" in cap.out and "recommended batch size:" in cap.out
+
+
 @pytest.mark.browser
 def test_the_real_report_renders_in_chromium(tiny_study, tmp_path):
     from test_browser import probe_report
@@ -160,3 +187,23 @@ def test_the_real_report_renders_in_chromium(tiny_study, tmp_path):
     assert set(found) == set(FIGURES)
     for name, d in found.items():
         assert d["complete"] and d["nw"] > 100 and d["visible"] and d["w"] > 100, (name, d)
+
+
+def test_a_finished_study_rebuilds_its_fits_from_the_folder(tiny_study):
+    from hgcnet_jax import causal
+
+    result, _ = tiny_study
+    loaded = study.load(result.out)
+    s = loaded.summary
+    a = s["ate"]
+    for graph, expected in (("hypergraph", a), ("pairwise", s["ate_pairwise"])):
+        fit = loaded.fit(graph)
+        assert isinstance(fit, causal.Fit) and fit.num_rows == len(study.fit_table(result.runs, TINY)[0])
+        assert fit.num_draws == TINY.causal.num_chains * TINY.causal.num_samples
+        eff = causal.ate(fit, "B", a["b_small"], a["b_large"], "G", prob=a["mass"])
+        np.testing.assert_allclose([eff.mean, eff.lower, eff.upper], [expected["mean"], expected["lo"], expected["hi"]],
+                                   rtol=1e-4, atol=1e-6)
+    assert study.diagnostics(loaded.fit("hypergraph"))["max_rhat"] == pytest.approx(
+        s["diagnostics"]["models"]["hypergraph"]["max_rhat"], rel=1e-5)
+    with pytest.raises(ValueError, match="graph must be"):
+        loaded.fit("chain")
