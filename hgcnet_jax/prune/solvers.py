@@ -23,18 +23,13 @@ the same ``tol``. A fit that stops before that emits :class:`LassoConvergenceWar
 
 * ``"ws"`` — working sets with Gap Safe screening (Fercoq, Gramfort & Salmon 2015;
   Massias, Gramfort & Salmon 2018, "Celer"). An outer loop on the host computes the
-  full correlation :math:`X^\top\rho` once per iteration (:math:`\rho` the residual
-  or its Anderson extrapolation), the gap and the safe radius
+  full correlation :math:`X^\top R`, the gap and the safe radius
   :math:`r = \sqrt{2\,\mathrm{gap}/n}/\alpha`; features with
   :math:`|x_j^\top\theta| + r\lVert x_j\rVert < 1` (:math:`\theta = \nu/(n\alpha)`) are
-  provably zero and dropped; the working set keeps its features and grows by those
-  closest to (or beyond) the dual constraint, to at least twice the support. The
-  inner solver is block-cyclic coordinate descent on the working set's gathered
-  columns, each block of 16 carrying its own small Gram matrix (the covariance
-  form inside a block, the residual form between blocks); the working set is padded
-  to a power of 4, so the jitted inner solve compiles once per size. On the CPU
-  backend the full-design products run in NumPy on a zero-copy view of ``X``. The
-  default for concrete (non-traced) inputs.
+  provably zero and dropped; the working set is the current support plus the
+  features closest to the dual constraint. Its size is a power of two, so the jitted
+  inner coordinate-descent solve compiles once per size. The default for concrete
+  (non-traced) inputs.
 * ``"cd"`` — cyclic coordinate descent in covariance form on the Gram matrix
   :math:`G = X^\top X/n` (the form that also works from streamed sufficient statistics;
   see :func:`lasso_gram`). Memory :math:`O(p^2)`. jit-able.
@@ -481,73 +476,51 @@ def _anderson(buf):
     return jnp.where(jnp.all(jnp.isfinite(acc)), acc, buf[-1])
 
 
-@partial(jax.jit, static_argnames=("active_epochs", "n_extrap"))
-def _ws_cd(Xt, Gb, y, w, inv_l, n_blocks, alpha, tol_abs, max_epochs, active_epochs: int = 3, n_extrap: int = 5):
-    """Block-cyclic CD in residual form on a padded working set ``Xt = X_ws^T`` (``(K, n)``).
+@partial(jax.jit, static_argnames=("active_epochs", "n_extrap", "unroll"))
+def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 3, n_extrap: int = 5,
+                 unroll: int = 4):
+    """CD in residual form on a (padded) working set ``Xt = X_ws^T`` of shape ``(K, n)``.
 
-    The working set is cut into ``K/b`` blocks of ``b`` consecutive rows; ``Gb[i]`` is
-    block ``i``'s own Gram matrix ``X_B^T X_B / n`` (``(K/b, b, b)``). A block step
-    computes the block's correlations with one ``(b, n)`` product, runs the ``b``
-    coordinate updates on that small vector (updating it with ``Gb[i]``), then
-    applies the block's change to the residual with one product: exactly the
-    iterates of cyclic CD, with the length-``n`` work done as small matrix products
-    instead of ``2K`` vector operations inside XLA's scalar loop (about 4x fewer
-    microseconds per coordinate on CPU).
-
-    Only the first ``n_blocks`` blocks are swept (the rest is padding, so one compiled
-    size serves every working set up to it). ``inv_l[j] = n / ||x_j||^2`` (0 for padded rows and for screened or zero columns,
-    whose coefficient is then held at 0). Each round is one epoch over the whole
-    working set and ``active_epochs`` epochs over the blocks that hold a nonzero
-    (the caller puts the support first); after every round the working-set gap is
-    checked with the better of two dual points: the rescaled residual and its
-    Anderson extrapolation over the last ``n_extrap`` rounds (Massias et al. 2018).
+    Each round is one epoch over the whole working set followed by ``active_epochs``
+    epochs over its current support only (the active-set cycling of glmnet); after
+    every round the gap is checked with the better of two dual points: the rescaled
+    residual and its Anderson extrapolation over the last ``n_extrap`` rounds.
+    Padded rows of ``Xt`` are zero; their coefficient stays 0.
 
     Returns:
-        ``(w, r, r_acc, epochs, gap)``: coefficients, residual ``y - Xt^T w``, the
-        extrapolated residual, the coordinate epochs run (full + active) and the
-        working-set gap.
+        ``(w, r, r_acc, epochs)``: coefficients, residual ``y - Xt^T w``, the
+        extrapolated residual, and the number of coordinate epochs (full + active).
     """
     K, n = Xt.shape
-    nb, b, _ = Gb.shape
-    Xb = Xt.reshape(nb, b, n)
-    lb = inv_l.reshape(nb, b)
-    w = jnp.where(inv_l > 0, w, 0.0)
+    norms = jnp.sum(Xt * Xt, axis=1) / n
+    safe = jnp.where(norms > 0, norms, 1.0)
     r0 = y - w @ Xt
 
-    def block(i, st):
-        w, r = st
-        Xi, Gi, li = Xb[i], Gb[i], lb[i]
-        wi0 = jax.lax.dynamic_slice_in_dim(w, i * b, b)
-        g = (Xi @ r) / n
-
-        def coord(j, s):
-            wi, g = s
-            old = wi[j]
-            new = soft_threshold(old + g[j] * li[j], alpha * li[j])
-            return wi.at[j].set(new), g - Gi[:, j] * (new - old)
-
-        wi, _ = jax.lax.fori_loop(0, b, coord, (wi0, g), unroll=True)
-        return jax.lax.dynamic_update_slice_in_dim(w, wi, i * b, 0), r - (wi - wi0) @ Xi
+    def update(j, w, r):
+        xj = Xt[j]
+        old = w[j]
+        z = old + jnp.dot(xj, r) / (n * safe[j])
+        new = jnp.where(norms[j] > 0, soft_threshold(z, alpha / safe[j]), 0.0)
+        # Unconditional update (a lax.cond here costs more compile time than the
+        # axpy it would save when d == 0).
+        return w.at[j].set(new), r - xj * (new - old)
 
     def full_epoch(st):
-        return jax.lax.fori_loop(0, n_blocks, block, st)
+        return jax.lax.fori_loop(0, K, lambda j, st: update(j, *st), st, unroll=min(unroll, K))
 
     def active_epoch(_, st):
         w, r = st
-        nzb = jnp.any(w.reshape(nb, b) != 0, axis=1)
-        act = jnp.nonzero(nzb, size=nb, fill_value=0)[0]
-        return jax.lax.fori_loop(0, jnp.sum(nzb), lambda k, st: block(act[k], st), (w, r))
-
-    def duals(w, r, r_acc):
-        rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
-        primal = 0.5 * rr + alpha * jnp.sum(jnp.abs(w))
-        corr = jnp.where(inv_l[:, None] > 0, Xt @ jnp.stack([r, r_acc], axis=1), 0.0) / n
-        d1 = _dual_value(rr, yr, jnp.max(jnp.abs(corr[:, 0])), alpha)
-        d2 = _dual_value(jnp.dot(r_acc, r_acc) / n, jnp.dot(y, r_acc) / n, jnp.max(jnp.abs(corr[:, 1])), alpha)
-        return primal, d1, d2
+        act = jnp.nonzero(w != 0, size=K, fill_value=0)[0]
+        n_act = jnp.sum(w != 0)
+        return jax.lax.fori_loop(0, n_act, lambda i, st: update(act[i], *st), (w, r))
 
     def gap_of(w, r, r_acc):
-        primal, d1, d2 = duals(w, r, r_acc)
+        l1 = jnp.sum(jnp.abs(w))
+        rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
+        primal = 0.5 * rr + alpha * l1
+        corr = jnp.stack([r, r_acc]) @ Xt.T / n
+        d1 = _dual_value(rr, yr, jnp.max(jnp.abs(corr[0])), alpha)
+        d2 = _dual_value(jnp.dot(r_acc, r_acc) / n, jnp.dot(y, r_acc) / n, jnp.max(jnp.abs(corr[1])), alpha)
         return jnp.maximum(primal - jnp.maximum(d1, d2), 0.0)
 
     def cond(s):
@@ -565,184 +538,103 @@ def _ws_cd(Xt, Gb, y, w, inv_l, n_blocks, alpha, tol_abs, max_epochs, active_epo
 
     buf0 = jnp.broadcast_to(r0, (n_extrap + 1, n))
     init = (w, r0, buf0, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), gap_of(w, r0, r0))
-    w, r, buf, it, ep, gap = jax.lax.while_loop(cond, body, init)
+    w, r, buf, it, ep, _ = jax.lax.while_loop(cond, body, init)
     r_acc = jnp.where(it > n_extrap, _anderson(buf), r)
-    _, d1, d2 = duals(w, r, r_acc)
-    # The dual point for the outer certificate: whichever is better on the working set.
-    return w, r, jnp.where(d2 > d1, r_acc, r), ep, gap
+    return w, r, r_acc, ep
 
 
 @jax.jit
-def _jit_rx(X, R):
-    return R @ X
+def _stats_from_residual(X, y, r, r_acc, w, alpha):
+    """Objective, gap (best of the two dual points) and ``X^T theta``-scores from residuals."""
+    n = X.shape[0]
+    corr = (jnp.stack([r, r_acc]) @ X) / n
+    rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
+    primal = 0.5 * rr + alpha * jnp.sum(jnp.abs(w))
+    d1 = _dual_value(rr, yr, jnp.max(jnp.abs(corr[0])), alpha)
+    d2 = _dual_value(jnp.dot(r_acc, r_acc) / n, jnp.dot(y, r_acc) / n, jnp.max(jnp.abs(corr[1])), alpha)
+    use_acc = d2 > d1
+    return primal, jnp.maximum(primal - jnp.maximum(d1, d2), 0.0), jnp.where(use_acc, corr[1], corr[0])
 
 
 @jax.jit
-def _jit_cols(X, idx):
-    return jnp.take(X, idx, axis=1).T
+def _ws_solve(X, y, w, idx_pad, alpha, inner_tol, max_epochs):
+    """Solve the Lasso restricted to ``idx_pad`` (padded with the out-of-range index p).
+
+    The caller guarantees that the support of ``w`` lies inside the working set, so
+    the rest of ``w`` is zero and ``y`` is the working set's target as it stands.
+    """
+    Xt = jnp.take(X, idx_pad, axis=1, mode="fill", fill_value=0.0).T
+    w_ws = w.at[idx_pad].get(mode="fill", fill_value=0.0)
+    w_ws, r, r_acc, ep = _cd_residual(Xt, y, w_ws, alpha, inner_tol, max_epochs)
+    w = jnp.zeros_like(w).at[idx_pad].set(w_ws, mode="drop")
+    obj, gap, corr = _stats_from_residual(X, y, r, r_acc, w, alpha)
+    return w, ep, obj, gap, corr
 
 
 @jax.jit
-def _jit_sqnorms(X):
-    return jnp.sum(X * X, axis=0)
+def _residual(X, y, w):
+    return y - X @ w
 
 
-class _HostDesign:
-    """The full-design products of the outer loop, on the host.
-
-    On the CPU backend ``np.asarray`` of a JAX array is a zero-copy view and NumPy's
-    BLAS computes ``R @ X`` and column gathers several times faster than XLA:CPU's
-    column reductions (``sum(X * X, axis=0)`` takes ~0.5 s at 1000 x 20000 where
-    NumPy takes ~20 ms). On accelerators the products stay on the device (jitted)
-    and only their ``(m, p)`` / ``(k, n)`` results come back.
-    """
-
-    def __init__(self, X):
-        self.X = X
-        self.host = all(d.platform == "cpu" for d in X.devices())
-        self.Xh = np.asarray(X) if self.host else None
-
-    def rx(self, R):
-        """``R @ X`` for ``R`` of shape ``(m, n)``, as NumPy ``(m, p)``."""
-        if self.host:
-            return R @ self.Xh
-        return np.asarray(_jit_rx(self.X, jnp.asarray(R, self.X.dtype)))
-
-    def cols(self, idx):
-        """``X[:, idx].T`` as a C-contiguous NumPy ``(k, n)`` array."""
-        if self.host:
-            return np.ascontiguousarray(self.Xh[:, idx].T)
-        return np.asarray(_jit_cols(self.X, jnp.asarray(idx, jnp.int32)))
-
-    def sqnorms(self):
-        if self.host:
-            return np.einsum("ij,ij->j", self.Xh, self.Xh)
-        return np.asarray(_jit_sqnorms(self.X))
+def _next_pow2(k: int) -> int:
+    return 1 << max(0, int(k - 1).bit_length())
 
 
-def _bucket(k: int, block: int) -> int:
-    """The padded working-set size: a power of 4 (>= 256), so few sizes ever compile."""
-    size = 256
-    while size < k:
-        size *= 4
-    return max(size, block)
-
-
-def _host_gap(y, r, rho, corr, l1, alpha, n):
-    """Primal, gap and the dual scaling ``s`` (the dual point is ``nu = s rho``).
-
-    ``r`` is the residual of the primal point, ``rho`` a residual-like vector (``r`` or
-    its extrapolation) with ``corr = X^T rho / n``; the dual point is ``nu = s rho``
-    rescaled to feasibility, ``s = min(1, alpha / ||corr||_inf)``.
-    """
-    cinf = float(np.max(np.abs(corr))) if corr.size else 0.0
-    s = alpha / cinf if cinf > alpha else 1.0
-    dual = s * float(y @ rho) / n - 0.5 * s * s * float(rho @ rho) / n
-    primal = 0.5 * float(r @ r) / n + alpha * l1
-    return primal, max(primal - dual, 0.0), s
-
-
-def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50, inner_ratio=0.1,
-              screen_scale=1.0, block=16, info=None):
-    """Working sets + Gap Safe screening; returns ``(w, objective, gap, epochs)``.
-
-    Outer loop (host): one full product ``X^T rho`` (``rho`` the residual or its
-    Anderson extrapolation, whichever gave the better dual point on the working set)
-    gives the duality gap (the certificate), the Gap Safe sphere test and the scores
-    (``|x_j^T nu| / n``, the dual-constraint value); the working set keeps its
-    features and grows by the best-scored outsiders: to at least twice the support,
-    and by up to its own size when features violate their constraint. Inner loop:
-    :func:`_ws_cd` on the working set's gathered columns (support first), padded to
-    a power of 4 so that few sizes compile, to ``inner_ratio`` times the outer gap.
-    Columns are gathered once each.
-
-    ``screen_scale`` multiplies the safe radius (1 = safe; tests use it to check that
-    an unsafe rule would be caught). ``info``, when a dict, receives diagnostics.
-    """
+def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50, inner_ratio=0.02):
     n, p = X.shape
-    dt = np.dtype(X.dtype)
-    alpha = float(alpha)
-    tol_abs = float(tol_abs)
-    D = _HostDesign(X)
-    yh = np.asarray(y, dt)
-    w = np.array(w0, dt)
-    supp = np.flatnonzero(w)
-    r = yh - (D.cols(supp).T @ w[supp] if supp.size else 0.0)
-    sq = None                                  # squared column norms, computed lazily
-    screened = np.zeros(p, bool)
-    ws = np.zeros(0, np.int64)                 # the working set ...
-    in_ws = np.zeros(p, bool)
-    buf = np.zeros((0, n), dt)                 # ... and its columns, one row each
-    epochs, outer, hist = 0, 0, []
-    ya = jnp.asarray(y, dt)
-    corr = D.rx(r[None])[0] / n
-    obj, gap, s = _host_gap(yh, r, r, corr, float(np.abs(w).sum()), alpha, n)
-    while gap > tol_abs and epochs < max_iter and outer < max_outer:
-        outer += 1
-        abs_t = np.abs(corr) * (s / alpha) if alpha > 0 else np.zeros(p)   # |x_j^T theta| <= 1
-        if alpha > 0.0:
-            radius = screen_scale * math.sqrt(2.0 * gap / n) / alpha      # Gap Safe sphere
-            if sq is None:
-                # The norms cost a pass over X: compute them once screening can bite,
-                # judged with the working set's (or a sample's) typical column norm.
-                probe = buf if len(buf) else D.cols(np.arange(min(p, 64)))
-                typ = float(np.median(np.sqrt(np.einsum("ij,ij->i", probe, probe))))
-                if np.mean(abs_t < 1.0 - radius * typ) > 0.5:
-                    sq = D.sqnorms()
-            if sq is not None:
-                newly = (~screened) & (np.sqrt(sq) * radius < 1.0 - abs_t)
-                if newly.any():
-                    screened |= newly
-                    drop = np.flatnonzero(newly & (w != 0))
-                    if drop.size:                  # provably zero at the optimum
-                        r = r + D.cols(drop).T @ w[drop]
-                        w[drop] = 0.0
-        nnz = int(np.count_nonzero(w))
-        score = np.where(in_ws | screened, -np.inf, abs_t)
-        n_viol = int(np.sum(np.abs(corr)[score > -np.inf] > alpha))
-        m = max(min(p, max(ws_start, 2 * nnz)) - len(ws), min(n_viol, max(len(ws), ws_start)))
-        m = min(m, int(np.sum(score > -np.inf)))
-        if m > 0:
-            new = np.sort(np.argpartition(-score, m - 1)[:m])
-            ws = np.concatenate([ws, new])
-            in_ws[new] = True
-            buf = np.concatenate([buf, D.cols(new)])
-        # Support first (the active epochs then sweep few blocks), then the rest.
-        order = np.argsort(w[ws] == 0, kind="stable")
-        ws = ws[order]
-        K = len(ws)
-        Kp = _bucket(K, block)
-        Xt = np.zeros((Kp, n), dt)
-        np.take(buf, order, axis=0, out=Xt[:K])
-        buf = Xt[:K]
-        Xb = Xt.reshape(Kp // block, block, n)
-        Gb = np.matmul(Xb, Xb.transpose(0, 2, 1)) / n
-        lsq = np.diagonal(Gb, axis1=1, axis2=2).reshape(-1)[:K]
-        inv_l = np.zeros(Kp, dt)
-        ok = (lsq > 0) & ~screened[ws]
-        inv_l[:K][ok] = 1.0 / lsq[ok]
-        w_ws = np.zeros(Kp, dt)
-        w_ws[:K] = w[ws]
-        # Few violators: the working set is (nearly) complete, so solve it to the
-        # final tolerance now rather than pay another outer pass for the last digits.
-        ratio = inner_ratio if n_viol > K // 16 else 0.0
-        inner_tol = max(ratio * gap, 0.3 * tol_abs)
-        w_ws, r_j, rho_j, ep, _ = _ws_cd(jnp.asarray(Xt), jnp.asarray(Gb), ya, jnp.asarray(w_ws),
-                                         jnp.asarray(inv_l), jnp.asarray(-(-K // block), jnp.int32),
-                                         jnp.asarray(alpha, dt), jnp.asarray(inner_tol, dt),
-                                         jnp.asarray(max(1, max_iter - epochs), jnp.int32))
+    alpha_f = float(alpha)
+    tol_f = float(tol_abs)
+    Xh = np.asarray(X)
+    col_norm = np.sqrt(np.einsum("ij,ij->j", Xh, Xh))
+    w = jnp.asarray(w0)
+    r0 = _residual(X, y, w)
+    obj, gap, corr = _stats_from_residual(X, y, r0, r0, w, alpha)
+    prev_gap = math.inf
+    K = 0
+    epochs = 0
+    for _ in range(max_outer):
+        g = float(gap)
+        if g <= tol_f or epochs >= max_iter:
+            break
+        w_np = np.asarray(w)
+        if alpha_f == 0.0:
+            idx = np.arange(p)                                      # no screening possible
+        else:
+            corr_np = np.asarray(corr)
+            cinf = float(np.max(np.abs(corr_np)))
+            s = min(1.0, alpha_f / cinf) if cinf > 0 else 1.0
+            theta_corr = s * corr_np / alpha_f                       # x_j^T theta, |.| <= 1
+            radius = math.sqrt(2.0 * g / n) / alpha_f               # Gap Safe sphere radius
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dist = np.where(col_norm > 0, (1.0 - np.abs(theta_corr)) / col_norm, np.inf)
+            keep = dist <= radius                                   # not safely screened
+            if np.any((w_np != 0) & ~keep):
+                # Screened features are provably zero at the optimum: zero them now.
+                w_np = np.where(keep, w_np, 0.0)
+                w = jnp.asarray(w_np, X.dtype)
+            support = w_np != 0
+            dist[support] = -np.inf                                 # the support is always in
+            nnz = int(support.sum())
+            # Working-set size: a power of two >= 2 |support|, never shrinking; doubled
+            # when the last outer step did not halve the gap (features are missing).
+            grow = 2 * K if g > 0.5 * prev_gap else K
+            K = min(_next_pow2(p), max(_next_pow2(max(ws_start, 2 * nnz)), grow))
+            k = min(K, int(keep.sum()))
+            if k >= p:
+                idx = np.arange(p)
+            elif k == 0:
+                idx = np.zeros((0,), np.int64)
+            else:
+                idx = np.argpartition(dist, k - 1)[:k]
+        Kp = _next_pow2(max(len(idx), 1))
+        # Pad with the out-of-range index p: gathers fill 0, scatters drop it.
+        idx_pad = jnp.asarray(np.concatenate([idx, np.full(Kp - len(idx), p)]).astype(np.int32))
+        inner_tol = max(inner_ratio * g, 0.1 * tol_f)
+        w, ep, obj, gap, corr = _ws_solve(X, y, w, idx_pad, alpha, jnp.asarray(inner_tol, X.dtype),
+                                          jnp.asarray(max(1, max_iter - epochs), jnp.int32))
         epochs += int(ep)
-        w = np.zeros(p, dt)
-        w[ws] = np.asarray(w_ws)[:K]
-        r, rho = np.asarray(r_j), np.asarray(rho_j)
-        corr = D.rx(rho[None])[0] / n
-        obj, gap, s = _host_gap(yh, r, rho, corr, float(np.abs(w).sum()), alpha, n)
-        hist.append(dict(ws=K, added=m, violators=n_viol, epochs=int(ep), gap=gap, nnz=int(np.count_nonzero(w)),
-                         screened=int(screened.sum())))
-    if info is not None:
-        info.update(outer=outer, ws_size=len(ws), screened=screened.copy(), history=hist,
-                    norms_computed=sq is not None)
-    return jnp.asarray(w), obj, gap, epochs
+        prev_gap = g
+    return w, obj, gap, epochs
 
 
 # ---------------------------------------------------------------------------
