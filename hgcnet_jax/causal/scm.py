@@ -489,7 +489,8 @@ class Fit:
         idata: The posterior as ArviZ ``InferenceData`` with groups ``posterior``,
             ``log_likelihood`` (``"joint"``: per-run log density of all endogenous
             variables, and one entry per variable), ``observed_data`` and
-            ``sample_stats`` (NUTS: ``diverging``).
+            ``sample_stats`` (NUTS: ``diverging`` and ``n_steps``, the leapfrog steps
+            of each draw).
         diagnostics: One row per scalar parameter: ``mean, sd, r_hat, ess``
             (NUTS), from :func:`numpyro.diagnostics.summary`.
         num_divergences: Divergent NUTS transitions after warm-up (0 for SVI).
@@ -608,6 +609,12 @@ def _nuts_program(model: Callable, config: FitConfig) -> Callable:
     on a table of the same shape reuses the compiled program (see :func:`fit_many`).
     Uses NumPyro's functional :func:`numpyro.infer.hmc.hmc` kernel (Hoffman & Gelman
     2014, with NumPyro's multinomial sampling and dual-averaging / mass-matrix warm-up).
+
+    Warm-up and sampling are one :func:`jax.lax.scan` over ``num_warmup + num_samples``
+    transitions (the kernel adapts while its step counter is below ``num_warmup``), so
+    the NUTS kernel is compiled once rather than once per loop: compiling dominates a
+    single fit's time on CPU. The program returns the draws after warm-up, their
+    divergence flags and the leapfrog steps of every transition (warm-up included).
     """
     num_warmup, num_samples = config.num_warmup, config.num_samples
 
@@ -619,14 +626,14 @@ def _nuts_program(model: Callable, config: FitConfig) -> Callable:
         state = init_kernel(
             info, num_warmup=num_warmup, target_accept_prob=config.target_accept_prob, rng_key=k_run
         )
-        state = jax.lax.fori_loop(0, num_warmup, lambda i, s: sample_kernel(s), state)
 
         def step(s, _):
             s = sample_kernel(s)
-            return s, (s.z, s.diverging)
+            return s, (s.z, s.diverging, s.num_steps)
 
-        _, (zs, diverging) = jax.lax.scan(step, state, None, length=num_samples)
-        return jax.vmap(postprocess_fn)(zs), diverging
+        _, (zs, diverging, num_steps) = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
+        zs = jax.tree.map(lambda x: x[num_warmup:], zs)
+        return jax.vmap(postprocess_fn)(zs), diverging[num_warmup:], num_steps
 
     return jax.jit(jax.vmap(one_chain, in_axes=(0, None, None)))
 
@@ -644,7 +651,7 @@ def _check_overrides(config: FitConfig | None, method: str | None, overrides: di
     return dataclasses.replace(config, **overrides)
 
 
-def _assemble(graph, data, config, model, inputs, observed, scaling, grouped, diverging, wall, key) -> Fit:
+def _assemble(graph, data, config, model, inputs, observed, scaling, grouped, diverging, num_steps, wall, key) -> Fit:
     samples = {k: jnp.asarray(np.asarray(v).reshape((-1,) + v.shape[2:])) for k, v in grouped.items()}
     ll = pointwise_log_likelihood(model, inputs, observed, samples)
     n_chain = next(iter(grouped.values())).shape[0]
@@ -654,7 +661,9 @@ def _assemble(graph, data, config, model, inputs, observed, scaling, grouped, di
         posterior=named,
         log_likelihood=ll_grouped,
         observed_data={k: np.asarray(v) for k, v in observed.items()},
-        sample_stats=None if diverging is None else {"diverging": np.asarray(diverging)},
+        sample_stats=None
+        if diverging is None
+        else {"diverging": np.asarray(diverging), "n_steps": np.asarray(num_steps)[:, config.num_warmup :]},
         dims={k: ["run"] for k in list(ll_grouped) + list(observed)},
         attrs={"graph": graph.name, "method": config.method, "inference_library": "numpyro"},
     )
@@ -754,13 +763,15 @@ def fit_many(
         model, program = programs[sig]
         t0 = time.perf_counter()
         if config.method == "nuts":
-            grouped, diverging = program(jax.random.split(k, config.num_chains), inputs, observed)
+            grouped, diverging, num_steps = program(jax.random.split(k, config.num_chains), inputs, observed)
             grouped = jax.tree.map(np.asarray, jax.block_until_ready(grouped))
-            diverging = np.asarray(diverging)
+            diverging, num_steps = np.asarray(diverging), np.asarray(num_steps)
         else:
-            grouped, diverging = _svi(model, config, k, inputs, observed), None
+            grouped, diverging, num_steps = _svi(model, config, k, inputs, observed), None, None
         wall = time.perf_counter() - t0
-        fits.append(_assemble(graph, table, config, model, inputs, observed, scaling, grouped, diverging, wall, k))
+        fits.append(
+            _assemble(graph, table, config, model, inputs, observed, scaling, grouped, diverging, num_steps, wall, k)
+        )
     return fits
 
 
