@@ -64,7 +64,8 @@ def run(*, quick: bool = False) -> dict:
     ref = 200 if 200 in sizes else sizes[0]
     summary = (
         f"NUTS 2x{draws['num_samples']} on {ref} runs: {figures[f'fit_incl_compile_s_n{ref}']:.1f} s incl. compile "
-        f"({figures[f'sampling_only_s_n{ref}']:.1f} s sampling only; target <= 60 s); "
+        f"({figures[f'sampling_only_s_n{ref}']:.1f} s sampling only; target <= 60 s) at load average "
+        f"{figures[f'load_avg_1min_n{ref}']:.1f}, {figures[f'cpu_s_both_fits_n{ref}']:.1f} CPU-s for two fits; "
         + ", ".join(f"n={n}: {figures[f'sampling_only_s_n{n}']:.1f} s" for n in sizes)
         + " sampling only"
     )
