@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+if "jax" not in sys.modules:
+    # One XLA host device per core, so a bucket can be sharded over the cores
+    # (the engine's replica mesh). Single runs and peers are unaffected: they use
+    # device 0 (torch its own intra-op threads). Must happen before JAX starts.
+    _flag = f"--xla_force_host_platform_device_count={os.cpu_count() or 1}"
+    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
+
+
+def host_mesh():
+    """A 1-D replica mesh over every host device, or ``None`` when there is only one."""
+    import jax
+
+    from hgcnet_jax.train import make_mesh
+
+    return make_mesh() if jax.device_count() > 1 else None
 
 
 def data_root() -> str:

