@@ -1,9 +1,10 @@
 """Many training runs at once: ``jit(scan(vmap(step)))`` per batch-size bucket.
 
 Runs with the same batch size (and the same static mediator switches) form a
-*bucket*. One compiled program trains a whole bucket: ``lax.scan`` over steps
-whose body maps one training step over the replica axis — ``jax.vmap`` over all
-replicas on GPU/TPU, groups of ``vmap_width`` replicas one after another on CPU
+*bucket*. One compiled program trains a whole bucket: the replica axis is mapped
+over a ``lax.scan`` of training steps — one ``jax.vmap`` over all replicas on
+GPU/TPU (``vmap(scan(step))``, the same program as ``scan(vmap(step))``), and on
+CPU groups of ``vmap_width`` replicas one after another, each scanning its steps
 (see :func:`resolve_vmap_width`); the dataset enters once, unbatched, shared by
 every replica. Every per-run
 hyperparameter (learning rate, optimiser kind, momentum, regularisers, noise,
@@ -197,7 +198,8 @@ def _over_replicas(fn, width: int | None):
         n = jax.tree.leaves(args)[0].shape[0]
         if width is None or width >= n:
             return jax.vmap(fn)(*args)
-        return jax.lax.map(lambda a: fn(*a), args, batch_size=width)
+        # batch_size=1 would still vmap each replica (a size-1 batch axis); a plain map does not
+        return jax.lax.map(lambda a: fn(*a), args, batch_size=None if width == 1 else width)
 
     return mapped
 
@@ -294,19 +296,24 @@ def _program(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan):
         bl = jnp.where(c["bl_n"] > 0, bl, jnp.nan)
         return jnp.stack([bl] + [out[k].astype(jnp.float32) for k in METRICS[1:]])
 
-    vmetrics = _over_replicas(lambda c: metrics(c, data), plan.vmap_width)
-
-    def period(c, pi):
+    def period(c, pi, hp):  # one replica, one metric period
         def one(c, t):
-            vstep = _over_replicas(lambda c, hp: step(c, hp, data, t), plan.vmap_width)
-            return jax.lax.cond(t < T, lambda c: vstep(c, hp), lambda c: c, c), None
+            return jax.lax.cond(t < T, lambda c: step(c, hp, data, t), lambda c: c, c), None
 
         c, _ = jax.lax.scan(one, c, pi * E + jnp.arange(E))
-        ms = vmetrics(c)
+        ms = metrics(c, data)
         c = dict(c, bl_sum=jnp.zeros_like(c["bl_sum"]), bl_n=jnp.zeros_like(c["bl_n"]))
         return c, ms
 
-    return jax.lax.scan(period, carry, first_period + jnp.arange(P))
+    def chunk(c, hp):  # one replica, the whole chunk
+        return jax.lax.scan(lambda c, pi: period(c, pi, hp), c, first_period + jnp.arange(P))
+
+    # The replica map sits outside the scan over steps: with a width of 1 (CPU) each
+    # replica runs its whole chunk before the next starts, so its parameters and
+    # activations stay in cache exactly as in a single run; with a full width it is
+    # vmap(scan), which JAX turns into the same program as scan(vmap(step)).
+    carry, ms = _over_replicas(chunk, plan.vmap_width)(carry, hp)
+    return carry, jnp.swapaxes(ms, 0, 1)  # metrics as (periods, replicas, metric)
 
 
 def _program_on_mesh(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan, mesh: Mesh | None):
