@@ -49,7 +49,7 @@ def run(*, quick: bool = False) -> dict:
             max(abs(a - b) for a, b in zip(res.runs.sort_values("seed").test_acc, [r.runs.test_acc[0] for r in loop]))
         ),
     }
-    summary = (f"{n} runs × {epochs} epochs: loop of single runs {t_loop:.1f} s; one vmapped bucket on one device "
+    summary = (f"{n} runs × {epochs} epochs: loop of single runs {t_loop:.1f} s; one bucket on one device "
                f"{t_vmap:.1f} s → {t_loop / t_vmap:.2f}×")
     if mesh is not None:
         t_shard, _ = timed(lambda: go(runs, mesh))
