@@ -1,4 +1,4 @@
-"""Many training runs at once: ``jit(scan(vmap(step)))`` per batch-size bucket.
+"""Many training runs at once: one compiled ``vmap``/``map`` over replicas of a ``scan`` over steps per batch-size bucket.
 
 Runs with the same batch size (and the same static mediator switches) form a
 *bucket*. One compiled program trains a whole bucket: the replica axis is mapped
@@ -452,7 +452,7 @@ def sweep(
     progress: bool = True,
     vmap_width: int | None = None,
 ) -> SweepResult:
-    """Train every intervention on ``task``, one compiled ``scan(vmap(step))`` per bucket.
+    """Train every intervention on ``task``, one compiled program per bucket (see the module docstring).
 
     Args:
         task: from :func:`make_task`.
