@@ -29,9 +29,9 @@ def run(*, quick: bool = False) -> dict:
     task = make_task(ds, "gcn")
     data = pyg_cora("full")
     figures = {"n_train": n_train, "host_devices": jax.device_count()}
-    total_pyg, pyg_acc = 0.0, []
+    total_pyg = 0.0
     for B in BATCH_SIZES:
-        wall, steps, acc = pyg_train(data, seed=0, epochs=10**6, batch_size=B, max_steps=pyg_steps)
+        wall, steps, _ = pyg_train(data, seed=0, epochs=10**6, batch_size=B, max_steps=pyg_steps)
         steps_run = epochs * (n_train // B)
         figures[f"B{B}_steps_per_run"] = steps_run
         figures[f"B{B}_pyg_ms_per_step"] = 1e3 * wall / steps

@@ -88,7 +88,10 @@ def gcn_normalise(senders: np.ndarray, receivers: np.ndarray, num_nodes: int) ->
 
 
 def propagate(h: Float[Array, "n f"], graph: jraph.GraphsTuple) -> Float[Array, "n f"]:
-    r"""Weighted message passing :math:`\sum_{j \to i} w_{ji} h_j` with ``graph.edges`` as weights."""
+    r"""Weighted message passing :math:`\sum_{j \to i} w_{ji} h_j` with ``graph.edges`` as weights.
+
+    ``graph.receivers`` must be sorted (``prepare_gcn`` sorts them).
+    """
     n = h.shape[0]
     msg = jnp.take(h, graph.senders, axis=0) * graph.edges[:, None]
     return jax.ops.segment_sum(msg, graph.receivers, num_segments=n, indices_are_sorted=True)

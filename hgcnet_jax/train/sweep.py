@@ -208,10 +208,10 @@ def resolve_vmap_width(vmap_width: int | None, backend: str | None = None) -> in
     """The replicas per ``vmap`` a sweep uses: ``vmap_width`` if given, else by backend.
 
     On GPU and TPU all replicas of a bucket are vmapped together (``None``). On CPU
-    the default is 1 — the replicas of a bucket run one after another inside the
-    compiled scan — because XLA:CPU executes the batched forms of the kernels that
-    dominate these models more slowly *per replica* than the unbatched ones: a
-    row gather ``W[cols]`` with a replica dimension (the GCN's sparse first layer)
+    the default is 1 — each replica of a bucket runs its whole chunk of steps before
+    the next one starts, inside the same compiled program — because XLA:CPU executes
+    the batched forms of the kernels that dominate these models more slowly *per
+    replica* than the unbatched ones: a row gather ``W[cols]`` with a replica dimension (the GCN's sparse first layer)
     ran 3.5× slower per replica, and a convolution whose kernel has a replica axis
     becomes a grouped convolution (LeNet-5: 4.3× per replica). Vectorisation
     across replicas on a CPU comes from sharding the bucket over one host device
