@@ -476,104 +476,120 @@ def _anderson(buf):
     return jnp.where(jnp.all(jnp.isfinite(acc)), acc, buf[-1])
 
 
-@partial(jax.jit, static_argnames=("active_epochs", "n_extrap", "unroll"))
-def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 3, n_extrap: int = 5,
-                 unroll: int = 4):
+@partial(jax.jit, static_argnames=("active_epochs", "n_extrap"))
+def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5, n_extrap: int = 5):
     """CD in residual form on a (padded) working set ``Xt = X_ws^T`` of shape ``(K, n)``.
 
-    Each round is one epoch over the whole working set followed by ``active_epochs``
-    epochs over its current support only (the active-set cycling of glmnet); after
-    every round the gap is checked with the better of two dual points: the rescaled
-    residual and its Anderson extrapolation over the last ``n_extrap`` rounds.
-    Padded rows of ``Xt`` are zero; their coefficient stays 0.
+    Each round is one epoch over the coordinates that can move — the current support
+    and the *violators*, the zeros with :math:`|x_j^\top R|/n > \alpha` (a zero
+    coordinate whose correlation is inside the threshold stays zero when updated, so
+    skipping it changes nothing) — followed by ``active_epochs`` epochs over the
+    support alone (the active-set cycling of glmnet). After every round the gap on the
+    working set is checked with the better of two dual points: the rescaled residual
+    and its Anderson extrapolation over the last ``n_extrap`` rounds (Massias et al.
+    2018). Padded rows of ``Xt`` are zero; their coefficient stays 0.
 
     Returns:
         ``(w, r, r_acc, epochs)``: coefficients, residual ``y - Xt^T w``, the
-        extrapolated residual, and the number of coordinate epochs (full + active).
+        extrapolated residual, and the number of coordinate epochs (rounds x (1 + active)).
     """
     K, n = Xt.shape
     norms = jnp.sum(Xt * Xt, axis=1) / n
-    safe = jnp.where(norms > 0, norms, 1.0)
+    inv = 1.0 / jnp.where(norms > 0, norms, 1.0)
     r0 = y - w @ Xt
 
     def update(j, w, r):
         xj = Xt[j]
         old = w[j]
-        z = old + jnp.dot(xj, r) / (n * safe[j])
-        new = jnp.where(norms[j] > 0, soft_threshold(z, alpha / safe[j]), 0.0)
-        # Unconditional update (a lax.cond here costs more compile time than the
-        # axpy it would save when d == 0).
+        z = old + jnp.dot(xj, r) * (inv[j] / n)
+        new = jnp.where(norms[j] > 0, soft_threshold(z, alpha * inv[j]), 0.0)
+        # Unconditional update (a lax.cond here costs more than the axpy it saves).
         return w.at[j].set(new), r - xj * (new - old)
 
-    def full_epoch(st):
-        return jax.lax.fori_loop(0, K, lambda j, st: update(j, *st), st, unroll=min(unroll, K))
+    def epoch_over(mask, st):
+        act = jnp.nonzero(mask, size=K, fill_value=0)[0]
+        return jax.lax.fori_loop(0, jnp.sum(mask), lambda i, st: update(act[i], *st), st)
 
-    def active_epoch(_, st):
-        w, r = st
-        act = jnp.nonzero(w != 0, size=K, fill_value=0)[0]
-        n_act = jnp.sum(w != 0)
-        return jax.lax.fori_loop(0, n_act, lambda i, st: update(act[i], *st), (w, r))
-
-    def gap_of(w, r, r_acc):
-        l1 = jnp.sum(jnp.abs(w))
+    def gap_of(w, r, c, r_acc):
         rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
-        primal = 0.5 * rr + alpha * l1
-        corr = jnp.stack([r, r_acc]) @ Xt.T / n
-        d1 = _dual_value(rr, yr, jnp.max(jnp.abs(corr[0])), alpha)
-        d2 = _dual_value(jnp.dot(r_acc, r_acc) / n, jnp.dot(y, r_acc) / n, jnp.max(jnp.abs(corr[1])), alpha)
+        primal = 0.5 * rr + alpha * jnp.sum(jnp.abs(w))
+        d1 = _dual_value(rr, yr, jnp.max(jnp.abs(c)), alpha)
+        d2 = _dual_value(jnp.dot(r_acc, r_acc) / n, jnp.dot(y, r_acc) / n,
+                         jnp.max(jnp.abs(Xt @ r_acc)) / n, alpha)
         return jnp.maximum(primal - jnp.maximum(d1, d2), 0.0)
 
     def cond(s):
-        _, _, _, _, ep, gap = s
-        return (ep < max_epochs) & (gap > tol_abs)
+        return (s[4] < max_epochs) & (s[5] > tol_abs)
 
     def body(s):
-        w, r, buf, it, ep, _ = s
-        w, r = full_epoch((w, r))
-        w, r = jax.lax.fori_loop(0, active_epochs, active_epoch, (w, r))
+        w, r, buf, it, ep, _, c = s
+        w, r = epoch_over((w != 0) | (jnp.abs(c) > alpha), (w, r))
+        w, r = jax.lax.fori_loop(0, active_epochs, lambda _, st: epoch_over(st[0] != 0, st), (w, r))
         buf = jnp.concatenate([buf[1:], r[None]])
         it = it + 1
         r_acc = jnp.where(it > n_extrap, _anderson(buf), r)
-        return w, r, buf, it, ep + 1 + active_epochs, gap_of(w, r, r_acc)
+        c = Xt @ r / n
+        return w, r, buf, it, ep + 1 + active_epochs, gap_of(w, r, c, r_acc), c
 
+    c0 = Xt @ r0 / n
     buf0 = jnp.broadcast_to(r0, (n_extrap + 1, n))
-    init = (w, r0, buf0, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), gap_of(w, r0, r0))
-    w, r, buf, it, ep, _ = jax.lax.while_loop(cond, body, init)
+    init = (w, r0, buf0, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), gap_of(w, r0, c0, r0), c0)
+    w, r, buf, it, ep, _, _ = jax.lax.while_loop(cond, body, init)
     r_acc = jnp.where(it > n_extrap, _anderson(buf), r)
     return w, r, r_acc, ep
 
 
-@jax.jit
-def _stats_from_residual(X, y, r, r_acc, w, alpha):
-    """Objective, gap (best of the two dual points) and ``X^T theta``-scores from residuals."""
+def _full_gap(X, y, r, w, alpha):
+    """Objective, gap and ``X^T R / n`` on the full problem from the residual ``R``.
+
+    One pass over ``X`` (``r @ X``, not ``X.T @ r``: no transposed copy on CPU).
+    """
     n = X.shape[0]
-    corr = (jnp.stack([r, r_acc]) @ X) / n
+    corr = (r @ X) / n
     rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
     primal = 0.5 * rr + alpha * jnp.sum(jnp.abs(w))
-    d1 = _dual_value(rr, yr, jnp.max(jnp.abs(corr[0])), alpha)
-    d2 = _dual_value(jnp.dot(r_acc, r_acc) / n, jnp.dot(y, r_acc) / n, jnp.max(jnp.abs(corr[1])), alpha)
-    use_acc = d2 > d1
-    return primal, jnp.maximum(primal - jnp.maximum(d1, d2), 0.0), jnp.where(use_acc, corr[1], corr[0])
+    return primal, jnp.maximum(primal - _dual_value(rr, yr, jnp.max(jnp.abs(corr)), alpha), 0.0), corr
+
+
+@partial(jax.jit, static_argnames=("zero_start",))
+def _ws_prepare(X, y, w, alpha, zero_start: bool):
+    """The starting residual, objective, gap, correlations and column norms, in one pass.
+
+    The correlations and the squared column norms are accumulated row by row in a
+    single sweep over ``X`` (unrolled, so XLA:CPU fuses it into one streaming loop);
+    a column reduction ``sum(X * X, axis=0)`` costs 40x more there.
+    """
+    n, p = X.shape
+    r = y if zero_start else y - X @ w
+
+    def row(i, acc):
+        x = X[i]
+        return acc[0] + r[i] * x, acc[1] + x * x
+
+    zeros = jnp.zeros((p,), X.dtype)
+    corr, sq = jax.lax.fori_loop(0, n, row, (zeros, zeros), unroll=16)
+    corr = corr / n
+    rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
+    primal = 0.5 * rr + alpha * jnp.sum(jnp.abs(w))
+    gap = jnp.maximum(primal - _dual_value(rr, yr, jnp.max(jnp.abs(corr)), alpha), 0.0)
+    return primal, gap, corr, jnp.sqrt(sq)
 
 
 @jax.jit
 def _ws_solve(X, y, w, idx_pad, alpha, inner_tol, max_epochs):
-    """Solve the Lasso restricted to ``idx_pad`` (padded with the out-of-range index p).
+    """Solve the Lasso restricted to ``idx_pad`` (sorted, padded with the out-of-range index p).
 
     The caller guarantees that the support of ``w`` lies inside the working set, so
     the rest of ``w`` is zero and ``y`` is the working set's target as it stands.
+    Sorted indices make the column gather stream through ``X`` in order (1.7x faster
+    than a random order for 1,024 of 20,000 columns).
     """
     Xt = jnp.take(X, idx_pad, axis=1, mode="fill", fill_value=0.0).T
     w_ws = w.at[idx_pad].get(mode="fill", fill_value=0.0)
-    w_ws, r, r_acc, ep = _cd_residual(Xt, y, w_ws, alpha, inner_tol, max_epochs)
+    w_ws, r, _, ep = _cd_residual(Xt, y, w_ws, alpha, inner_tol, max_epochs)
     w = jnp.zeros_like(w).at[idx_pad].set(w_ws, mode="drop")
-    obj, gap, corr = _stats_from_residual(X, y, r, r_acc, w, alpha)
+    obj, gap, corr = _full_gap(X, y, r, w, alpha)
     return w, ep, obj, gap, corr
-
-
-@jax.jit
-def _residual(X, y, w):
-    return y - X @ w
 
 
 def _next_pow2(k: int) -> int:
@@ -584,11 +600,9 @@ def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50,
     n, p = X.shape
     alpha_f = float(alpha)
     tol_f = float(tol_abs)
-    Xh = np.asarray(X)
-    col_norm = np.sqrt(np.einsum("ij,ij->j", Xh, Xh))
     w = jnp.asarray(w0)
-    r0 = _residual(X, y, w)
-    obj, gap, corr = _stats_from_residual(X, y, r0, r0, w, alpha)
+    obj, gap, corr, col_norm = _ws_prepare(X, y, w, alpha, zero_start=bool(not np.any(np.asarray(w))))
+    col_norm = np.asarray(col_norm)
     prev_gap = math.inf
     K = 0
     epochs = 0
@@ -625,7 +639,7 @@ def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50,
             elif k == 0:
                 idx = np.zeros((0,), np.int64)
             else:
-                idx = np.argpartition(dist, k - 1)[:k]
+                idx = np.sort(np.argpartition(dist, k - 1)[:k])
         Kp = _next_pow2(max(len(idx), 1))
         # Pad with the out-of-range index p: gathers fill 0, scatters drop it.
         idx_pad = jnp.asarray(np.concatenate([idx, np.full(Kp - len(idx), p)]).astype(np.int32))
