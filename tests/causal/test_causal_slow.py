@@ -1,8 +1,10 @@
-"""Frequentist properties on synthetic SCMs with known ground truth (slow: 30 tables).
+"""Frequentist properties on synthetic SCMs with known ground truth (slow: 50 tables).
 
-* 90 % credible intervals of the ATE and NDE cover the truth in >= 16 of 20 tables of
-  200 runs from a non-linear SCM with an {N, S} → C interaction; the NIE in 15 of
-  these 20, which is what the *exact* posterior gives on them (see the test's note).
+* 90 % credible intervals of the ATE, NDE and NIE cover the truth in >= 32 of 40 tables
+  (two blocks of 20, seeds 100–119 and 120–139) of 200 runs from a non-linear SCM with
+  an {N, S} → C interaction; in each block the ATE and NDE in >= 16 of 20; the NIE in
+  >= 16 of the second block and 15 of the first, which is what the *exact* posterior
+  gives on that block (see the test's note).
   ATE: ``noise="sampled"`` against the population ATE (Monte Carlo, 400 000 units).
   NDE / NIE: abduction–action–prediction against the effects *on the fitted runs*
   (the estimand of abduction), computed from the true equations and the runs' true noise.
@@ -29,24 +31,35 @@ A, B = 16, 512
 SCM = causal.SyntheticSCM()
 
 
-def test_credible_intervals_cover_the_truth(synthetic_tables, direct_fits):
+def _coverage(tables, fits):
     population = SCM.effects(A, B, key=jax.random.key(999))
     hits = {"ATE": 0, "NDE": 0, "NIE": 0}
-    for (table, noise), f in list(zip(synthetic_tables, direct_fits))[:20]:
+    for (table, noise), f in zip(tables, fits, strict=True):
         sample = SCM.effects(A, B, noise=noise)
         hits["ATE"] += causal.ate(f, "B", A, B, "G", prob=0.9).covers(population.ate)
         m = causal.mediation(f, "B", A, B, "G", prob=0.9)
         hits["NDE"] += m.nde.covers(sample.nde)
         hits["NIE"] += m.nie.covers(sample.nie)
-    print("coverage of 90% intervals over 20 tables:", hits)
-    assert hits["ATE"] >= 16 and hits["NDE"] >= 16, hits
-    # The NIE interval covers in 15 of these 20 tables, and so does the exact posterior
-    # (test_nie_posterior_matches_the_exact_posterior): on these seeds the misses are
-    # the tables' own luck (|z| ≈ 1.6–2.3), not a narrow interval. A calibrated 90 %
-    # interval covers <= 15 of 20 with probability 4.3 %; over 1200 other tables the
-    # exact posterior covers 90.1 %, and NUTS 106 of 120 (seeds 300–419) with the same
-    # width as the exact posterior (sd ratio 0.99 ± 0.03).
-    assert hits["NIE"] >= 15, hits
+    return hits
+
+
+def test_credible_intervals_cover_the_truth(synthetic_tables, direct_fits, replication_tables, replication_fits):
+    first = _coverage(synthetic_tables[:20], direct_fits[:20])
+    second = _coverage(replication_tables, replication_fits)
+    total = {k: first[k] + second[k] for k in first}
+    print("coverage of 90% intervals, seeds 100-119:", first, "seeds 120-139:", second, "all 40:", total)
+    # The issue's rate, >= 16 of 20, over both blocks of 20 tables: >= 32 of 40 for each
+    # estimand (a calibrated 90 % interval fails this with probability 4.2 %).
+    assert all(v >= 32 for v in total.values()), total
+    assert first["ATE"] >= 16 and first["NDE"] >= 16, first
+    # The first block's NIE interval covers in 15 of its 20 tables, and so does the exact
+    # posterior (test_nie_posterior_matches_the_exact_posterior): on these seeds the
+    # misses are the tables' own luck (|z| ≈ 1.6–2.3), not a narrow interval. A
+    # calibrated 90 % interval covers <= 15 of 20 with probability 4.3 %; over 1200
+    # other tables the exact posterior covers 90.1 %, and NUTS 106 of 120 (seeds
+    # 300–419) with the same width as the exact posterior (sd ratio 0.99 ± 0.03).
+    assert first["NIE"] >= 15, first
+    assert second["ATE"] >= 16 and second["NDE"] >= 16 and second["NIE"] >= 16, second
 
 
 def _exact_nie_draws(table, a, b, rng, num=4000):
