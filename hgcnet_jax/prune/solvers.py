@@ -490,8 +490,8 @@ def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5, n
     2018). Padded rows of ``Xt`` are zero; their coefficient stays 0.
 
     Returns:
-        ``(w, r, r_acc, epochs)``: coefficients, residual ``y - Xt^T w``, the
-        extrapolated residual, and the number of coordinate epochs (rounds x (1 + active)).
+        ``(w, r, epochs)``: coefficients, residual ``y - Xt^T w`` and the number of
+        coordinate epochs (rounds x (1 + active)).
     """
     K, n = Xt.shape
     norms = jnp.sum(Xt * Xt, axis=1) / n
@@ -516,13 +516,20 @@ def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5, n
 
         return jax.lax.fori_loop(0, 1 + active_epochs, epoch, st)
 
-    def gap_of(w, r, c, r_acc):
+    def gap_of(w, r, c, r_acc, c_acc):
         rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
-        primal = 0.5 * rr + alpha * jnp.sum(jnp.abs(w))
-        d1 = _dual_value(rr, yr, jnp.max(jnp.abs(c)), alpha)
-        d2 = _dual_value(jnp.dot(r_acc, r_acc) / n, jnp.dot(y, r_acc) / n,
-                         jnp.max(jnp.abs(Xt @ r_acc)) / n, alpha)
-        return jnp.maximum(primal - jnp.maximum(d1, d2), 0.0)
+        primal, gap = _gap_from_stats(rr, yr, jnp.max(jnp.abs(c)), jnp.sum(jnp.abs(w)), alpha)
+        d2 = _dual_value(jnp.dot(r_acc, r_acc) / n, jnp.dot(y, r_acc) / n, jnp.max(jnp.abs(c_acc)), alpha)
+        return jnp.minimum(gap, jnp.maximum(primal - d2, 0.0))
+
+    def extrapolated(it, buf, r, c):
+        # Anderson's residual and its correlations once n_extrap rounds are buffered;
+        # before that the plain residual (no second product with Xt).
+        def acc():
+            r_acc = _anderson(buf)
+            return r_acc, Xt @ r_acc / n
+
+        return jax.lax.cond(it > n_extrap, acc, lambda: (r, c))
 
     def cond(s):
         return (s[4] < max_epochs) & (s[5] > tol_abs)
@@ -532,16 +539,14 @@ def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5, n
         w, r = round_(jnp.abs(c) > alpha, (w, r))
         buf = jnp.concatenate([buf[1:], r[None]])
         it = it + 1
-        r_acc = jnp.where(it > n_extrap, _anderson(buf), r)
         c = Xt @ r / n
-        return w, r, buf, it, ep + 1 + active_epochs, gap_of(w, r, c, r_acc), c
+        return w, r, buf, it, ep + 1 + active_epochs, gap_of(w, r, c, *extrapolated(it, buf, r, c)), c
 
     c0 = Xt @ r0 / n
     buf0 = jnp.broadcast_to(r0, (n_extrap + 1, n))
-    init = (w, r0, buf0, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), gap_of(w, r0, c0, r0), c0)
-    w, r, buf, it, ep, _, _ = jax.lax.while_loop(cond, body, init)
-    r_acc = jnp.where(it > n_extrap, _anderson(buf), r)
-    return w, r, r_acc, ep
+    init = (w, r0, buf0, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), gap_of(w, r0, c0, r0, c0), c0)
+    w, r, _, _, ep, _, _ = jax.lax.while_loop(cond, body, init)
+    return w, r, ep
 
 
 def _full_gap(X, y, r, w, alpha):
@@ -551,9 +556,8 @@ def _full_gap(X, y, r, w, alpha):
     """
     n = X.shape[0]
     corr = (r @ X) / n
-    rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
-    primal = 0.5 * rr + alpha * jnp.sum(jnp.abs(w))
-    return primal, jnp.maximum(primal - _dual_value(rr, yr, jnp.max(jnp.abs(corr)), alpha), 0.0), corr
+    primal, gap = _gap_from_stats(jnp.dot(r, r) / n, jnp.dot(y, r) / n, jnp.max(jnp.abs(corr)), jnp.sum(jnp.abs(w)), alpha)
+    return primal, gap, corr
 
 
 @partial(jax.jit, static_argnames=("zero_start",))
@@ -574,9 +578,7 @@ def _ws_prepare(X, y, w, alpha, zero_start: bool):
     zeros = jnp.zeros((p,), X.dtype)
     corr, sq = jax.lax.fori_loop(0, n, row, (zeros, zeros), unroll=16)
     corr = corr / n
-    rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
-    primal = 0.5 * rr + alpha * jnp.sum(jnp.abs(w))
-    gap = jnp.maximum(primal - _dual_value(rr, yr, jnp.max(jnp.abs(corr)), alpha), 0.0)
+    primal, gap = _gap_from_stats(jnp.dot(r, r) / n, jnp.dot(y, r) / n, jnp.max(jnp.abs(corr)), jnp.sum(jnp.abs(w)), alpha)
     return primal, gap, corr, jnp.sqrt(sq)
 
 
@@ -591,7 +593,7 @@ def _ws_solve(X, y, w, idx_pad, alpha, inner_tol, max_epochs):
     """
     Xt = jnp.take(X, idx_pad, axis=1, mode="fill", fill_value=0.0).T
     w_ws = w.at[idx_pad].get(mode="fill", fill_value=0.0)
-    w_ws, r, _, ep = _cd_residual(Xt, y, w_ws, alpha, inner_tol, max_epochs)
+    w_ws, r, ep = _cd_residual(Xt, y, w_ws, alpha, inner_tol, max_epochs)
     w = jnp.zeros_like(w).at[idx_pad].set(w_ws, mode="drop")
     obj, gap, corr = _full_gap(X, y, r, w, alpha)
     return w, ep, obj, gap, corr
