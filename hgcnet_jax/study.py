@@ -368,7 +368,7 @@ def _interventions(config: StudyConfig):
         raise ConfigError("train", str(e)) from None
 
 
-def _phase_runs(config: StudyConfig, out: Path, task, *, progress: bool, log: Callable[[str], None]) -> pd.DataFrame:
+def _phase_runs(config: StudyConfig, out: Path, task, *, progress: bool, log: Callable[[str], None]) -> tuple[pd.DataFrame, float, float]:
     import jax
 
     from hgcnet_jax import mediators as _mediators
