@@ -25,3 +25,9 @@ def test_top_level_names_are_the_subpackage_objects():
     assert hgcnet_jax.sweep is hgcnet_jax.train.sweep
     assert hgcnet_jax.load is hgcnet_jax.data.load
     assert hgcnet_jax.fit is hgcnet_jax.causal.fit
+
+
+def test_version_is_the_installed_distributions():
+    from importlib import metadata
+
+    assert hgcnet_jax.__version__ == metadata.version("hgcnet_jax")
