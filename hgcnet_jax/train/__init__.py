@@ -9,10 +9,11 @@ for resumable sweeps.
 from hgcnet_jax.train.interventions import Budget, Intervention, grid
 from hgcnet_jax.train.sharding import make_mesh
 from hgcnet_jax.train.sweep import METRICS, SweepResult, run_key, sweep
-from hgcnet_jax.train.task import Task, make_task
+from hgcnet_jax.train.task import Task, TaskSpec, make_task
 
 __all__ = [
     "Task",
+    "TaskSpec",
     "make_task",
     "Intervention",
     "grid",

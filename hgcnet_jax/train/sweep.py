@@ -64,7 +64,7 @@ from jax.sharding import Mesh, PartitionSpec
 from hgcnet_jax.train import sharding as _sharding
 from hgcnet_jax.train.checkpoint import BucketCheckpointer, check_fingerprint
 from hgcnet_jax.train.interventions import Budget, Intervention, REG_SCOPES, as_interventions
-from hgcnet_jax.train.task import Task
+from hgcnet_jax.train.task import Task, TaskSpec
 
 __all__ = ["sweep", "SweepResult", "METRICS", "run_key"]
 
@@ -224,16 +224,19 @@ def resolve_vmap_width(vmap_width: int | None, backend: str | None = None) -> in
     return 1 if (backend or jax.default_backend()) == "cpu" else None
 
 
-def _program(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan):
+def _program(carry, hp, data, masks, first_period, *, spec: TaskSpec, plan: _Plan):
     """One chunk of a bucket: ``plan.periods_per_chunk`` metric periods from ``first_period``.
 
-    Compiled once per (task, plan) by :data:`_compiled` (JAX's own jit cache keys on
-    the static ``task`` object and the ``plan`` value).
+    Compiled once per (spec, plan, mesh) and argument shapes by :data:`_compiled`: JAX's
+    jit cache keys on the values of the static ``spec`` (the Task's structure, see
+    :class:`TaskSpec`) and ``plan``, never on a Task object, and the data is an argument,
+    so Tasks of the same model on data of the same shapes share the program and the
+    cache keeps none of their arrays alive.
     """
     B, spe, T, E, P = plan.batch_size, plan.steps_per_epoch, plan.total_steps, plan.cadence, plan.periods_per_chunk
 
     def loss_fn(params, mstate, data, idx, key):
-        logits, new_state = task.apply(params, data, idx, key=key, train=True, state=mstate)
+        logits, new_state = spec.apply(params, data, idx, key=key, train=True, state=mstate)
         y = jnp.take(data["y"], idx, axis=0)
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y)), new_state
 
@@ -291,7 +294,7 @@ def _program(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan):
         }
 
     def metrics(c, data):
-        out = task.split_metrics(c["params"], data, state=c["mstate"] if task.stateful else None)
+        out = spec.split_metrics(c["params"], data, state=c["mstate"] if spec.stateful else None)
         bl = c["bl_sum"] / jnp.maximum(c["bl_n"], 1).astype(jnp.float32)
         bl = jnp.where(c["bl_n"] > 0, bl, jnp.nan)
         return jnp.stack([bl] + [out[k].astype(jnp.float32) for k in METRICS[1:]])
@@ -316,7 +319,7 @@ def _program(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan):
     return carry, jnp.swapaxes(ms, 0, 1)  # metrics as (periods, replicas, metric)
 
 
-def _program_on_mesh(carry, hp, data, masks, first_period, *, task: Task, plan: _Plan, mesh: Mesh | None):
+def _program_on_mesh(carry, hp, data, masks, first_period, *, spec: TaskSpec, plan: _Plan, mesh: Mesh | None):
     """:func:`_program`, with the replica axis split over ``mesh`` by ``jax.shard_map``.
 
     Each device runs the same scan over its own slice of replicas (the data is
@@ -325,7 +328,7 @@ def _program_on_mesh(carry, hp, data, masks, first_period, *, task: Task, plan: 
     replicas on CPU (see ``models._graph``) stay local instead of being
     gathered across devices by the SPMD partitioner.
     """
-    body = functools.partial(_program, task=task, plan=plan)
+    body = functools.partial(_program, spec=spec, plan=plan)
     if mesh is None:
         return body(carry, hp, data, masks, first_period)
     ax = _sharding.check_mesh(mesh)
@@ -339,7 +342,7 @@ def _program_on_mesh(carry, hp, data, masks, first_period, *, task: Task, plan: 
     )(carry, hp, data, masks, first_period)
 
 
-_compiled = jax.jit(_program_on_mesh, static_argnames=("task", "plan", "mesh"), donate_argnums=(0,))
+_compiled = jax.jit(_program_on_mesh, static_argnames=("spec", "plan", "mesh"), donate_argnums=(0,))
 
 
 # --------------------------------------------------------------------------------------
@@ -360,12 +363,11 @@ def _hp_arrays(runs: Sequence[Intervention]) -> dict[str, np.ndarray]:
     }
 
 
-def _init_carry_impl(key, seeds, *, task: Task, n_train: int):
+def _init_carry_impl(key, seeds, data, *, spec: TaskSpec, n_train: int):
     def one(seed):
         rk = run_key(key, seed)
         ik = jax.random.fold_in(rk, 0)
-        params = task.init(ik)
-        mstate = task.init_state(ik)
+        params, mstate = spec.init_variables(ik, data)
         zeros = jax.tree.map(jnp.zeros_like, params)
         return {
             "params": params,
@@ -384,11 +386,11 @@ def _init_carry_impl(key, seeds, *, task: Task, n_train: int):
     return jax.vmap(one)(seeds)
 
 
-_init_carry_jit = jax.jit(_init_carry_impl, static_argnames=("task", "n_train"))
+_init_carry_jit = jax.jit(_init_carry_impl, static_argnames=("spec", "n_train"))
 
 
 def _init_carry(task: Task, key, seeds: np.ndarray, n_train: int):
-    return _init_carry_jit(key, jnp.asarray(seeds, jnp.int32), task=task, n_train=n_train)
+    return _init_carry_jit(key, jnp.asarray(seeds, jnp.int32), task.data, spec=task.spec, n_train=n_train)
 
 
 def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh, width) -> dict[str, Any]:
@@ -554,7 +556,7 @@ def sweep(
             for ch in range(start_chunk, plan.chunks):
                 t0 = time.perf_counter()
                 first = ch * plan.periods_per_chunk
-                carry, ms = _compiled(carry, hp, data, masks, jnp.int32(first), task=task, plan=plan, mesh=mesh)
+                carry, ms = _compiled(carry, hp, data, masks, jnp.int32(first), spec=task.spec, plan=plan, mesh=mesh)
                 ms = _to_host(ms)
                 wall += time.perf_counter() - t0
                 history[first : first + plan.periods_per_chunk] = ms

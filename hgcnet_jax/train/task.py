@@ -11,6 +11,12 @@ What a *batch* is:
 
 The dataset is moved to the device once (``task.data``); every function takes
 index arrays into it, so a vmapped bucket of replicas shares one copy.
+
+A Task's compiled programs depend on its :class:`TaskSpec` (the model and how its
+inputs are read: hashable, compared by value) and on the shapes of its arrays, never
+on the Task object: the spec's functions take the data pytree as an argument, so
+two Tasks of the same model on data of the same shapes share their compiled
+programs, and a compile cache that holds a spec holds no data.
 """
 
 from __future__ import annotations
@@ -27,9 +33,110 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from hgcnet_jax import models as _models
 
-__all__ = ["Task", "make_task"]
+__all__ = ["Task", "TaskSpec", "make_task"]
 
 Params = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """The structural part of a :class:`Task`: everything its programs depend on besides array values.
+
+    Hashable and compared by value (a flax module compares by its fields), so it is
+    the static argument of compiled programs (``jax.jit(..., static_argnames=("spec",))``):
+    equal specs on data of equal shapes and dtypes share one compilation, and a compile
+    cache keyed on a spec keeps no data alive. Every function takes the data pytree
+    explicitly (the layout of :attr:`Task.data`); none reads arrays from anywhere else.
+
+    Attributes:
+        model_name: the registry name of the model.
+        module: the flax module.
+        kind: the dataset's kind (``"node"``, ``"image"``, ``"text"``, ``"tabular"``).
+        eval_batch_size: examples per chunk when evaluating non-node tasks.
+        stateful: whether the model carries batch-norm state (see :class:`Task`).
+    """
+
+    model_name: str
+    module: nn.Module
+    kind: str
+    eval_batch_size: int = 1024
+    stateful: bool = False
+
+    def init_variables(self, key: PRNGKeyArray, data) -> tuple[Params, dict]:
+        """``(params, state)`` of a fresh model; ``data`` supplies the example inputs flax initialises on."""
+        inputs = data["inputs"] if self.kind == "node" else data["inputs"][:2]
+        variables = dict(self.module.init({"params": key, "dropout": key}, inputs, train=False))
+        params = variables.pop("params")
+        return params, variables
+
+    def apply(self, params, data, idx, *, key=None, train=False, state=None):
+        """Logits of examples ``idx`` of ``data``; returns ``(logits, new_state)`` (see :meth:`Task.apply`)."""
+        dropout = bool(train) and key is not None
+        rngs = {"dropout": key} if dropout else {}
+        inputs = data["inputs"] if self.kind == "node" else jnp.take(data["inputs"], idx, axis=0)
+        if self.stateful:
+            have_state = state is not None and bool(jax.tree.leaves(state))
+            if train or not have_state:
+                # Batch statistics of these examples; running averages updated only in training.
+                variables = {"params": params, **(state if have_state else {})}
+                out, upd = self.module.apply(variables, inputs, train=True, rngs=rngs, mutable=["batch_stats"])
+                new_state = dict(upd) if (train and have_state) else (state or {})
+            else:
+                out = self.module.apply({"params": params, **state}, inputs, train=False)
+                new_state = state
+        else:
+            out = self.module.apply({"params": params}, inputs, train=dropout, rngs=rngs)
+            new_state = state if state is not None else {}
+        if self.kind == "node":
+            out = jnp.take(out, idx, axis=0)
+        return out, new_state
+
+    def evaluate(self, params, data, idx, *, state=None) -> tuple[Float[Array, ""], Float[Array, ""]]:
+        """Eval-mode ``(mean loss, accuracy)`` over ``idx`` of ``data`` (see :meth:`Task.evaluate`)."""
+        idx = jnp.asarray(idx)
+        m = idx.shape[0]
+        if m == 0:
+            return jnp.float32(jnp.nan), jnp.float32(jnp.nan)
+        if self.kind == "node" or m <= self.eval_batch_size:
+            logits, _ = self.apply(params, data, idx, state=state)
+            y = jnp.take(data["y"], idx, axis=0)
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+            return jnp.mean(ce), jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32))
+        bs = self.eval_batch_size
+        nchunks = -(-m // bs)
+        pad = nchunks * bs - m
+        idx_p = jnp.concatenate([idx, jnp.zeros((pad,), idx.dtype)]).reshape(nchunks, bs)
+        mask = (jnp.arange(nchunks * bs) < m).reshape(nchunks, bs).astype(jnp.float32)
+
+        def one(args):
+            i, w = args
+            logits, _ = self.apply(params, data, i, state=state)
+            y = jnp.take(data["y"], i, axis=0)
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+            correct = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
+            return jnp.sum(ce * w), jnp.sum(correct * w)
+
+        ce, correct = jax.lax.map(one, (idx_p, mask))
+        return jnp.sum(ce) / m, jnp.sum(correct) / m
+
+    def split_metrics(self, params, data, *, state=None) -> dict[str, Float[Array, ""]]:
+        """Eval-mode loss and accuracy on every split of ``data["splits"]`` (see :meth:`Task.split_metrics`)."""
+        out = {}
+        if self.kind == "node":
+            logits, _ = self.apply(params, data, jnp.arange(data["y"].shape[0]), state=state)
+            for name, idx in data["splits"].items():
+                if idx.shape[0] == 0:
+                    out[f"{name}_loss"] = out[f"{name}_acc"] = jnp.float32(jnp.nan)
+                    continue
+                lg = jnp.take(logits, idx, axis=0)
+                y = jnp.take(data["y"], idx, axis=0)
+                out[f"{name}_loss"] = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(lg, y))
+                out[f"{name}_acc"] = jnp.mean((jnp.argmax(lg, -1) == y).astype(jnp.float32))
+            return out
+        for name, idx in data["splits"].items():
+            out[f"{name}_loss"], out[f"{name}_acc"] = self.evaluate(params, data, idx, state=state)
+        return out
+
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -85,21 +192,18 @@ class Task:
         """True when the model carries non-differentiable state (batch-norm statistics)."""
         return self.stateful
 
+    @property
+    def spec(self) -> TaskSpec:
+        """The :class:`TaskSpec` of this Task: the static, data-free key of its compiled programs."""
+        return TaskSpec(self.model_name, self.module, self.kind, self.eval_batch_size, self.stateful)
+
     def num_params(self, params: Params) -> int:
         """Number of scalar parameters (per replica when ``params`` is unstacked)."""
         return int(sum(np.prod(np.shape(p)) for p in jax.tree.leaves(params)))
 
     # ---- init ------------------------------------------------------------------
-    def _example_inputs(self):
-        if self.kind == "node":
-            return self.data["inputs"]
-        return self.data["inputs"][:2]
-
     def _init_variables(self, key: PRNGKeyArray):
-        variables = self.module.init({"params": key, "dropout": key}, self._example_inputs(), train=False)
-        variables = dict(variables)
-        params = variables.pop("params")
-        return params, variables
+        return self.spec.init_variables(key, self.data)
 
     def init(self, key: PRNGKeyArray) -> Params:
         """Fresh differentiable parameters (the model's own initialisers)."""
@@ -117,25 +221,7 @@ class Task:
         the compiled program); the methods below bind ``data=self.data``. Dropout is
         active only when ``train`` is true and a ``key`` is given.
         """
-        dropout = bool(train) and key is not None
-        rngs = {"dropout": key} if dropout else {}
-        inputs = data["inputs"] if self.kind == "node" else jnp.take(data["inputs"], idx, axis=0)
-        if self.stateful:
-            have_state = state is not None and bool(jax.tree.leaves(state))
-            if train or not have_state:
-                # Batch statistics of these examples; running averages updated only in training.
-                variables = {"params": params, **(state if have_state else {})}
-                out, upd = self.module.apply(variables, inputs, train=True, rngs=rngs, mutable=["batch_stats"])
-                new_state = dict(upd) if (train and have_state) else (state or {})
-            else:
-                out = self.module.apply({"params": params, **state}, inputs, train=False)
-                new_state = state
-        else:
-            out = self.module.apply({"params": params}, inputs, train=dropout, rngs=rngs)
-            new_state = state if state is not None else {}
-        if self.kind == "node":
-            out = jnp.take(out, idx, axis=0)
-        return out, new_state
+        return self.spec.apply(params, data, idx, key=key, train=train, state=state)
 
     def logits(self, params, idx: Int[Array, " b"], *, key=None, train: bool = False, state=None) -> Float[Array, "b c"]:
         """Logits of examples ``idx``; for node tasks the whole graph is propagated."""
@@ -161,31 +247,7 @@ class Task:
         Node tasks use one forward pass; other tasks go through ``idx`` in chunks of
         ``eval_batch_size`` (``lax.map``), so memory stays bounded for large splits.
         """
-        idx = jnp.asarray(idx)
-        m = idx.shape[0]
-        if m == 0:
-            return jnp.float32(jnp.nan), jnp.float32(jnp.nan)
-        if self.kind == "node" or m <= self.eval_batch_size:
-            logits, _ = self.apply(params, data, idx, state=state)
-            y = jnp.take(data["y"], idx, axis=0)
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-            return jnp.mean(ce), jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32))
-        bs = self.eval_batch_size
-        nchunks = -(-m // bs)
-        pad = nchunks * bs - m
-        idx_p = jnp.concatenate([idx, jnp.zeros((pad,), idx.dtype)]).reshape(nchunks, bs)
-        mask = (jnp.arange(nchunks * bs) < m).reshape(nchunks, bs).astype(jnp.float32)
-
-        def one(args):
-            i, w = args
-            logits, _ = self.apply(params, data, i, state=state)
-            y = jnp.take(data["y"], i, axis=0)
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-            correct = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
-            return jnp.sum(ce * w), jnp.sum(correct * w)
-
-        ce, correct = jax.lax.map(one, (idx_p, mask))
-        return jnp.sum(ce) / m, jnp.sum(correct) / m
+        return self.spec.evaluate(params, data, idx, state=state)
 
     def split_metrics(self, params, data=None, *, state=None) -> dict[str, Float[Array, ""]]:
         """Eval-mode loss and accuracy on every non-empty split, one forward for node tasks.
@@ -195,22 +257,16 @@ class Task:
             (NaN for an empty split).
         """
         data = self.data if data is None else data
-        splits = data.get("splits", self.splits)
-        out = {}
-        if self.kind == "node":
-            logits, _ = self.apply(params, data, jnp.arange(self.dataset.x.shape[0]), state=state)
-            for name, idx in splits.items():
-                if idx.shape[0] == 0:
-                    out[f"{name}_loss"] = out[f"{name}_acc"] = jnp.float32(jnp.nan)
-                    continue
-                lg = jnp.take(logits, idx, axis=0)
-                y = jnp.take(data["y"], idx, axis=0)
-                out[f"{name}_loss"] = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(lg, y))
-                out[f"{name}_acc"] = jnp.mean((jnp.argmax(lg, -1) == y).astype(jnp.float32))
-            return out
-        for name, idx in splits.items():
-            out[f"{name}_loss"], out[f"{name}_acc"] = self.evaluate(params, data, idx, state=state)
-        return out
+        if "splits" not in data:
+            data = {**data, "splits": self.splits}
+        return self.spec.split_metrics(params, data, state=state)
+
+
+def _as_hashable(value: Any) -> Any:
+    """``value`` with every list (nested too) turned into a tuple."""
+    if isinstance(value, list) or type(value) is tuple:
+        return tuple(_as_hashable(v) for v in value)
+    return value
 
 
 def make_task(dataset, model: str = "gcn", *, eval_batch_size: int = 1024, **model_kwargs: Any) -> Task:
@@ -251,7 +307,16 @@ def make_task(dataset, model: str = "gcn", *, eval_batch_size: int = 1024, **mod
         meta = getattr(dataset, "meta", {}) or {}
         kwargs.setdefault("vocab_size", int(meta.get("vocab_size", int(np.max(dataset.x)) + 1)))
         kwargs.setdefault("max_len", int(dataset.x.shape[1]))
-    module = _models.get(model, **kwargs)
+    # Lists (e.g. ``hidden=[64, 32]`` from a config file) become tuples, so that the module
+    # hashes by value: it is part of the TaskSpec that keys the compiled programs.
+    module = _models.get(model, **{k: _as_hashable(v) for k, v in kwargs.items()})
+    try:
+        hash(module)
+    except TypeError:
+        raise TypeError(
+            f"make_task: the keywords of model {model!r} must be hashable values (numbers, strings, "
+            f"tuples), got {kwargs!r}"
+        ) from None
     if kind == "node":
         if dataset.graph is None:
             raise ValueError(f"make_task: node dataset {dataset.name!r} has no graph")
