@@ -112,79 +112,26 @@ class StudyResult:
     def fit(self, graph: str = "hypergraph"):
         """The study's :class:`hgcnet_jax.causal.Fit` of ``graph``, rebuilt from the folder (no inference).
 
-        Built from public pieces only: the graph and the fitted rows come from the saved
-        config and runs table (:func:`fit_table`), ``causal.prepare`` / ``causal.make_model``
-        rebuild the model and its scaling, and the posterior draws of the model's own
-        parameter sites are recovered from the netCDF's readable names by inverting
-        :meth:`hgcnet_jax.causal.Layout.named` (a readable coefficient is its prior scale
-        times ``w``, radial-basis ones also times their ``rbf_scale``). So every query
-        (``causal.ate``, ``mediation``, ``recommend``, ``refute`` …) works on it as on the
-        fit the study made; values agree up to float32 rounding of that inversion.
+        :meth:`hgcnet_jax.causal.Fit.from_idata` on the saved posterior, with the graph and
+        the fitted rows from the saved config and runs table (:func:`fit_table`): the
+        posterior records the fit's settings and PRNG key, so every query (``causal.ate``,
+        ``mediation``, ``recommend``, ``refute`` …) works on it as on the fit the study
+        made; values agree up to float32 rounding of the posterior's readable names.
         ``wall_time_s`` is the phase's recorded time (NaN when unknown).
-        """
-        import jax
-        import jax.numpy as jnp
 
+        Raises:
+            ValueError: ``graph`` is not ``"hypergraph"`` or ``"pairwise"``, or its posterior
+                was written before fits recorded their key (re-run the causal phase: delete
+                ``summary.json`` and the ``posterior_*.nc`` files and run the study again).
+        """
         from hgcnet_jax import causal
 
         if graph not in GRAPHS:
             raise ValueError(f"graph must be 'hypergraph' or 'pairwise', got {graph!r}")
-        idata = self.posterior(graph)
-        g = _graphs(self.config)[graph]
         table, _ = fit_table(self.runs, self.config)
-        inputs, observed, scaling = causal.prepare(g, table)
-        model = causal.make_model(g, scaling)
-        grouped = _unname(model.layout, idata.posterior)
-        samples = {k: jnp.asarray(v.reshape((-1,) + v.shape[2:])) for k, v in grouped.items()}
-        fit_config = causal.FitConfig(**_fit_kwargs(self.config))
-        stats = getattr(idata, "sample_stats", None)
-        divergences = int(np.asarray(stats["diverging"]).sum()) if stats is not None and "diverging" in stats else 0
-        # the key study._fits passed to causal.fit, as causal.fit_many splits it for its one table
-        key = jax.random.split(jax.random.fold_in(jax.random.key(self.config.seed), 10 + GRAPHS.index(graph)), 1)[0]
         seconds = (_read_json(self.out / "phases.json") or {}).get("causal", {}).get("fits_s", float("nan"))
-        return causal.Fit(graph=g, data=table, config=fit_config, model=model, inputs=inputs, observed=observed,
-                          scaling=scaling, samples=samples, idata=idata,
-                          diagnostics=_posterior_diagnostics(idata.posterior, fit_config.method),
-                          num_divergences=divergences, wall_time_s=float(seconds), key=key)
-
-
-def _unname(layout, posterior) -> dict[str, np.ndarray]:
-    """Inverse of :meth:`hgcnet_jax.causal.Layout.named`: ``{site: (chain, draw, ...)}`` of the model's sites."""
-    post = {k: np.asarray(posterior[k].values) for k in posterior.data_vars}
-    out: dict[str, np.ndarray] = {}
-    if layout.rbf_labels:
-        out["rbf_scale"] = np.stack([post[f"rbf_scale[{lab}]"] for lab in layout.rbf_labels], axis=-1)
-    rbf_pos = {lab: i for i, lab in enumerate(layout.rbf_labels)}
-    cols = []
-    for name, sc in zip(layout.coef_names, layout.coef_scales, strict=True):
-        val = post[name] / sc
-        if name.startswith("rbf[") and "rbf_scale" in out:
-            val = val / out["rbf_scale"][..., rbf_pos[name[4 : name.index("]")]]]
-        cols.append(val)
-    out["w"] = np.stack(cols, axis=-1)
-    out["sigma"] = np.stack([post[f"sigma[{v}]"] for v in layout.endogenous], axis=-1)
-    if layout.student and all(f"nu[{v}]" in post for v in layout.endogenous):
-        out["nu"] = np.stack([post[f"nu[{v}]"] for v in layout.endogenous], axis=-1)
-    out.update({k: v for k, v in post.items() if k.startswith("mlp")})
-    return {k: v.astype(np.float32) for k, v in out.items()}
-
-
-def _posterior_diagnostics(posterior, method: str) -> pd.DataFrame:
-    """One row per scalar parameter: ``site, mean, sd`` and (NUTS) ``r_hat, ess`` (as ``causal.Fit.diagnostics``)."""
-    from numpyro.diagnostics import summary
-
-    rows = []
-    summ = summary({k: np.asarray(posterior[k].values) for k in posterior.data_vars}, group_by_chain=True)
-    for name, st in summ.items():
-        mean = np.ravel(np.asarray(st["mean"]))
-        for i in range(mean.size):
-            idx = "" if np.ndim(st["mean"]) == 0 else str(list(np.unravel_index(i, np.shape(st["mean"]))))
-            row = {"site": name + idx, "mean": float(mean[i]), "sd": float(np.ravel(st["std"])[i])}
-            if method == "nuts":
-                row["r_hat"] = float(np.ravel(st["r_hat"])[i])
-                row["ess"] = float(np.ravel(st["n_eff"])[i])
-            rows.append(row)
-    return pd.DataFrame(rows)
+        return causal.Fit.from_idata(self.posterior(graph), _graphs(self.config)[graph], table,
+                                     wall_time_s=float(seconds))
 
 
 def default_out(config: StudyConfig) -> Path:
@@ -526,37 +473,17 @@ def _fits(config: StudyConfig, table: pd.DataFrame, *, log: Callable[[str], None
 def diagnostics(fit) -> dict[str, Any]:
     """MCMC diagnostics of a fit: worst split-R-hat, worst bulk/tail ESS (ArviZ), divergences, verdict.
 
-    The thresholds are the fit's own (``fit.config.max_r_hat`` and
-    ``fit.config.min_ess_per_chain × num_chains``; Vehtari et al. 2021).
+    The numbers and the verdict ``ok`` are :func:`hgcnet_jax.causal.diagnostics` (the same
+    verdict as the fit's ``ConvergenceWarning``), against the fit's own thresholds
+    (``fit.config.max_r_hat`` and ``fit.config.min_ess_per_chain × num_chains``; Vehtari
+    et al. 2021).
     """
-    import arviz as az
+    from hgcnet_jax import causal
 
-    post = fit.idata.posterior
-    chains = int(post.sizes.get("chain", 1))
-    rhat = az.rhat(post) if chains > 1 else None
-    ess_bulk = az.ess(post, method="bulk")
-    ess_tail = az.ess(post, method="tail")
-
-    def extreme(ds, fn):
-        vals = [float(fn(np.asarray(ds[v]))) for v in ds.data_vars if np.asarray(ds[v]).size]
-        vals = [v for v in vals if np.isfinite(v)]
-        return fn(np.asarray(vals)) if vals else float("nan")
-
-    max_rhat = extreme(rhat, np.max) if rhat is not None else float("nan")
-    min_bulk = extreme(ess_bulk, np.min)
-    min_tail = extreme(ess_tail, np.min)
-    cfg = fit.config
-    ess_min = cfg.min_ess_per_chain * cfg.num_chains
-    ok = bool(
-        cfg.method == "nuts"
-        and (chains < 2 or max_rhat < cfg.max_r_hat)
-        and min_bulk >= ess_min
-        and min_tail >= ess_min
-        and fit.num_divergences == 0
-    )
-    return dict(max_rhat=max_rhat, min_ess_bulk=float(min_bulk), min_ess_tail=float(min_tail),
-                divergences=int(fit.num_divergences), chains=chains, ok=ok,
-                rhat_max=float(cfg.max_r_hat), ess_min=float(ess_min))
+    d = causal.diagnostics(fit)
+    return dict(max_rhat=d.max_r_hat, min_ess_bulk=d.min_ess_bulk, min_ess_tail=d.min_ess_tail,
+                divergences=d.num_divergences, chains=d.num_chains, ok=d.ok,
+                rhat_max=d.r_hat_threshold, ess_min=d.ess_threshold)
 
 
 # ---------------------------------------------------------------------------- the pipeline

@@ -3,7 +3,16 @@
 From a table of runs (one row per run: batch size, mediators, generalisation and
 covariates) :func:`fit` builds a NumPyro model from a :class:`Hypergraph` spec and
 infers its posterior (NUTS or SVI). Queries wrap that one model in effect handlers
-(``do``, ``condition``, ``substitute``, ``seed``, ``trace``):
+(``do``, ``condition``, ``substitute``, ``seed``, ``trace``).
+
+The modules, each importing only those above it: ``hypergraph`` (the spec), ``data``
+(:func:`prepare`: checks and standardises a table), ``model`` (:func:`make_model`),
+``convergence`` (:func:`diagnostics`), ``fit`` (:class:`Fit`, the result, rebuilt from
+a saved posterior by :meth:`Fit.from_idata`), ``inference`` (:func:`fit`,
+:func:`fit_many`), then the queries (``effects``, ``compare``, ``refute``,
+``recommend``, ``frequentist``) and ``synthetic`` (a ground truth). This ``__all__`` is
+the public API; the plumbing between them (``Scaling``, ``Layout``,
+``pointwise_log_likelihood`` …) is reached through its module.
 
 >>> import jax
 >>> from hgcnet_jax import causal
@@ -16,25 +25,17 @@ infers its posterior (NUTS or SVI). Queries wrap that one model in effect handle
 """
 
 from .compare import LooComparison, loo_compare
+from .convergence import ConvergenceWarning, Diagnostics, diagnostics
+from .data import DataError, prepare
 from .draw import draw
 from .effects import Effect, Mediation, abduct, ate, conditional_ate, interventional_mean, mediation, simulate
+from .fit import Fit, FitConfig
 from .frequentist import PermutationResult, permutation_test
 from .hypergraph import ROLES, TRANSFORMS, Edge, Hyperedge, Hypergraph, HypergraphError, Variable
+from .inference import fit, fit_many
+from .model import make_model
 from .recommend import Recommendation, recommend
 from .refute import REFUTERS, refute
-from .scm import (
-    ConvergenceWarning,
-    DataError,
-    Fit,
-    FitConfig,
-    Layout,
-    Scaling,
-    fit,
-    fit_many,
-    make_model,
-    pointwise_log_likelihood,
-    prepare,
-)
 from .synthetic import SyntheticSCM, TrueEffects
 
 __all__ = [
@@ -54,11 +55,10 @@ __all__ = [
     "FitConfig",
     "make_model",
     "prepare",
-    "Scaling",
-    "Layout",
-    "pointwise_log_likelihood",
     "DataError",
     "ConvergenceWarning",
+    "Diagnostics",
+    "diagnostics",
     # queries
     "Effect",
     "Mediation",

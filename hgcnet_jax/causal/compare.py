@@ -19,7 +19,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from .scm import Fit
+from .fit import Fit
 
 __all__ = ["LooComparison", "loo_compare"]
 

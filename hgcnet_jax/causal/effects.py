@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from numpyro import handlers
 
-from .scm import Fit
+from .fit import Fit
 
 __all__ = [
     "Effect",

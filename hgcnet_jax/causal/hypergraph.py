@@ -10,7 +10,7 @@ before modelling, and which parents act on each child:
   ``g(p1, …, pk)`` (all products of its members, or a small neural network),
   which is what distinguishes a hypergraph from its pairwise twin.
 
-The model built from a spec lives in :mod:`hgcnet_jax.causal.scm`; the spec itself
+The model built from a spec lives in :mod:`hgcnet_jax.causal.model`; the spec itself
 never touches data, so every check here runs before any inference starts.
 
 Example::

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .effects import _check_fit, _check_prob, _check_var, _query_key, _raw_mean, _treat, abduct, simulate
-from .scm import Fit
+from .fit import Fit
 
 __all__ = ["Recommendation", "recommend"]
 

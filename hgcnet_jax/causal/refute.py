@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from .effects import Effect, ate
+from .fit import Fit
 from .hypergraph import Edge, Variable
-from .scm import Fit, fit as _fit
+from .inference import fit as _fit
 
 __all__ = ["REFUTERS", "refute"]
 

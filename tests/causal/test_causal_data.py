@@ -8,7 +8,7 @@ import pytest
 
 from hgcnet_jax import causal
 from hgcnet_jax.causal import DataError, FitConfig, Hypergraph, prepare
-from hgcnet_jax.causal import scm as scm_module
+from hgcnet_jax.causal import inference as inference_module
 
 GRAPH = Hypergraph.paper()
 
@@ -25,8 +25,8 @@ def no_inference(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("inference started although the input was invalid")
 
-    monkeypatch.setattr(scm_module, "_nuts_program", boom)
-    monkeypatch.setattr(scm_module, "_svi", boom)
+    monkeypatch.setattr(inference_module, "_nuts_program", boom)
+    monkeypatch.setattr(inference_module, "_svi", boom)
 
 
 def _bad(table, **changes):

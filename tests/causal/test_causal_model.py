@@ -9,7 +9,7 @@ from numpyro import handlers
 from scipy import stats
 
 from hgcnet_jax import causal
-from hgcnet_jax.causal import Hypergraph, make_model, prepare
+from hgcnet_jax.causal import Hypergraph, inference, make_model, prepare
 
 
 def _params(model, inputs, seed=0):
@@ -27,12 +27,12 @@ def small():
 
 def test_sample_sites_are_named_after_variables(small):
     _, inputs, _, scaling = small
-    model = make_model(Hypergraph.paper(), scaling)
+    model, layout = make_model(Hypergraph.paper(), scaling)
     tr = handlers.trace(handlers.seed(model, jax.random.key(0))).get_trace(inputs)
     sites = [k for k, s in tr.items() if s["type"] == "sample"]
     assert [s for s in sites if s in "BNSCG"] == ["B", "N", "S", "C", "G"]
     assert set(sites) - set("BNSCG") == {"w", "sigma"}
-    assert model.layout.coef_names == (
+    assert layout.coef_names == (
         "intercept[B]", "intercept[N]", "coef[B->N]", "intercept[S]", "coef[N->S]",
         "intercept[C]", "coef[N->C]", "coef[S->C]", "inter[N*S->C]", "intercept[G]", "coef[C->G]",
     )  # fmt: skip
@@ -41,7 +41,7 @@ def test_sample_sites_are_named_after_variables(small):
 def test_do_cuts_incoming_edges_exactly(small):
     """Without a direct edge, do(N = n) makes G a function of noise only: B cannot move it."""
     _, inputs, _, scaling = small
-    model = make_model(Hypergraph.paper(), scaling)
+    model = make_model(Hypergraph.paper(), scaling).model
     params = _params(model, inputs)
     run = lambda do, seed=3: handlers.seed(handlers.substitute(handlers.do(model, data=do), params), jax.random.key(seed))(inputs)  # noqa: E731
     g_lo = run({"N": 0.5, "B": -2.0})["G"]
@@ -50,7 +50,7 @@ def test_do_cuts_incoming_edges_exactly(small):
     # ... while without do(N) the same change of B moves G.
     assert not np.allclose(run({"B": -2.0})["G"], run({"B": 2.0})["G"])
     # With a direct B → G edge, do(N) no longer blocks B.
-    direct = make_model(Hypergraph.paper(direct=True), scaling)
+    direct = make_model(Hypergraph.paper(direct=True), scaling).model
     pd_ = _params(direct, inputs)
     run_d = lambda do: handlers.seed(handlers.substitute(handlers.do(direct, data=do), pd_), jax.random.key(3))(inputs)  # noqa: E731
     assert not np.allclose(run_d({"N": 0.5, "B": -2.0})["G"], run_d({"N": 0.5, "B": 2.0})["G"])
@@ -75,7 +75,7 @@ def test_do_on_fitted_model_makes_g_independent_of_b(nodirect_fit):
 def test_pointwise_log_likelihood_matches_scipy(direct_fit):
     f = direct_fit
     ll = f.idata.log_likelihood
-    named = f.model.layout.named({k: np.asarray(v) for k, v in f.samples.items()})
+    named = f.layout.named({k: np.asarray(v) for k, v in f.samples.items()})
     i = 17  # one posterior draw
     obs = {k: np.asarray(v, dtype=np.float64) for k, v in f.observed.items()}
     mu_c = (
@@ -110,12 +110,12 @@ def test_convergence_warning(direct_fit):
     bad = direct_fit.diagnostics.copy()
     bad.loc[0, "r_hat"] = 1.2
     with pytest.warns(causal.ConvergenceWarning, match=r"r_hat 1.200 > 1.01 \(at intercept\[B\]\)"):
-        causal.scm._warn_if_bad(dataclasses.replace(direct_fit, diagnostics=bad))
+        inference._warn_if_bad(dataclasses.replace(direct_fit, diagnostics=bad))
     with pytest.warns(causal.ConvergenceWarning, match="3 divergent"):
-        causal.scm._warn_if_bad(dataclasses.replace(direct_fit, num_divergences=3))
+        inference._warn_if_bad(dataclasses.replace(direct_fit, num_divergences=3))
     with warnings.catch_warnings():
         warnings.simplefilter("error", causal.ConvergenceWarning)
-        causal.scm._warn_if_bad(dataclasses.replace(direct_fit, diagnostics=direct_fit.diagnostics.assign(r_hat=1.0, ess=1e4)))
+        inference._warn_if_bad(dataclasses.replace(direct_fit, diagnostics=direct_fit.diagnostics.assign(r_hat=1.0, ess=1e4)))
 
 
 def test_svi_agrees_with_nuts_on_shared_equations(direct_fit, nodirect_fit):
