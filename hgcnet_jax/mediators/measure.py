@@ -2,8 +2,9 @@
 
 One compiled program measures a whole group of runs: the per-run measurement is
 ``vmap``-ed over a leading run axis of the stacked parameters, the data set enters
-once (closed over, never copied per run), and the run axis is cut into groups of
-``runs_per_call`` runs when memory requires.
+once (an unbatched argument of the program: never baked into it as a constant, never
+copied per run), and the run axis is cut into groups of ``runs_per_call`` runs when
+memory requires.
 """
 
 from __future__ import annotations
@@ -298,13 +299,15 @@ def measure(
     idx = jnp.asarray(idx, jnp.int32)
     stateful = bool(getattr(task, "has_state", False))
 
-    def one(params, init_params, state, rid):
+    def one(params, init_params, state, rid, data, idx):
+        # the data set and the example subset are arguments of the program, never constants
+        # baked into it: one copy on the device, shared by every run (in_axes None)
         return measure_params(
-            task, params, init_params, idx, key=jax.random.fold_in(k_runs, rid), config=cfg,
-            state=state if stateful else None, num_train=n_train,
+            dataclasses.replace(task, data=data), params, init_params, idx, key=jax.random.fold_in(k_runs, rid),
+            config=cfg, state=state if stateful else None, num_train=n_train,
         )
 
-    program = jax.jit(jax.vmap(one))
+    program = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None)))
     group = len(ids) if cfg.runs_per_call is None else min(cfg.runs_per_call, len(ids))
     pieces: list[dict[str, np.ndarray]] = []
     bar, tick = _progress(progress, len(ids), cfg.mediators)
@@ -315,7 +318,7 @@ def measure(
             params = result.stacked_params(padded)
             inits = _stack([result.init_params(r) for r in padded]) if "complexity" in cfg.mediators else params
             states = _stack([result.model_state(r) for r in padded]) if stateful else None
-            out = program(params, inits, states, jnp.asarray(padded, jnp.int32))
+            out = program(params, inits, states, jnp.asarray(padded, jnp.int32), task.data, idx)
             pieces.append({c: np.asarray(v)[: len(chunk)] for c, v in out.items()})
             tick(len(chunk))
     finally:
