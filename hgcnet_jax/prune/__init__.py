@@ -38,8 +38,10 @@ from hgcnet_jax.prune.masks import (
 from hgcnet_jax.prune.procedure import DEFAULT_METHODS, METHODS, PruneConfig, PruneResult, run_pruning
 from hgcnet_jax.prune.record import GrangerStats, Recording, Trainer
 from hgcnet_jax.prune.solvers import (
+    STATUSES,
     LassoConvergenceWarning,
     LassoPath,
+    LassoPrecisionWarning,
     LassoResult,
     alpha_for_sparsity,
     alpha_max,
@@ -63,7 +65,9 @@ __all__ = [
     # Lasso
     "LassoConvergenceWarning",
     "LassoPath",
+    "LassoPrecisionWarning",
     "LassoResult",
+    "STATUSES",
     "alpha_for_sparsity",
     "alpha_max",
     "lasso",

@@ -17,7 +17,26 @@ objective is :math:`D(\nu) = (y^\top\nu - \lVert\nu\rVert^2/2)/n`, and the duali
 scikit-learn's ``Lasso.dual_gap_`` (which its Cython solver computes for :math:`nP`
 and then divides by :math:`n`). A fit is
 *converged* when ``gap <= tol * ||y||^2 / n``, which is scikit-learn's stopping rule for
-the same ``tol``. A fit that stops before that emits :class:`LassoConvergenceWarning`.
+the same ``tol``.
+
+**The certificate in finite precision.** With :math:`c = X^\top R/n`, the identity
+:math:`y^\top R/n = \lVert R\rVert^2/n + w^\top c` turns the gap into a sum of two
+non-negative terms,
+
+.. math:: \mathrm{gap} = \tfrac12 (1-s)^2\,\lVert R\rVert^2/n + \bigl(\alpha\lVert w\rVert_1 - s\,w^\top c\bigr),
+
+which is how every solver here computes it: no difference of two numbers of the size
+of :math:`\lVert y\rVert^2/n` is formed, so its rounding error scales with
+:math:`\alpha\lVert w\rVert_1`, not with :math:`\lVert y\rVert^2/n`. Every solver
+stops on the *same* certificate it reports (statistics recomputed, not carried), so
+the stopping rule and ``converged`` cannot disagree. Below a certain gap the arithmetic
+of the dtype cannot go: when the gap has not reached a new low for several checks
+while it is within ``max(64, sqrt(p)) * eps * ||y||^2 / n`` of zero, the solver stops
+with ``status == STATUS_PRECISION`` (:data:`STATUSES`) instead of running out of
+iterations, and the warning names the dtype and how to compute in float64
+(``jax.config.update("jax_enable_x64", True)``). A ``tol`` below the dtype's machine
+epsilon cannot be certified at all and always warns (:class:`LassoPrecisionWarning`).
+A fit that stops before its tolerance emits :class:`LassoConvergenceWarning`.
 
 **Solvers** (``solver=``):
 
@@ -60,6 +79,11 @@ __all__ = [
     "LassoResult",
     "LassoPath",
     "LassoConvergenceWarning",
+    "LassoPrecisionWarning",
+    "STATUSES",
+    "STATUS_CONVERGED",
+    "STATUS_MAX_ITER",
+    "STATUS_PRECISION",
     "lasso",
     "lasso_gram",
     "lasso_path",
@@ -72,9 +96,20 @@ __all__ = [
 
 SOLVERS = ("auto", "ws", "cd", "fista", "sgd")
 
+#: ``LassoResult.status`` codes: the tolerance was met; the iteration budget ran out
+#: while the gap was still falling; the gap stopped falling at the dtype's rounding floor.
+STATUS_CONVERGED, STATUS_MAX_ITER, STATUS_PRECISION = 0, 1, 2
+STATUSES = ("converged", "max_iter", "precision")
+_PATIENCE = 10          # checks without a new lowest gap before a floor is declared
+_FLOOR_EPS = 64.0       # the floor is max(_FLOOR_EPS, sqrt(p)) * eps * ||y||^2 / n
+
 
 class LassoConvergenceWarning(UserWarning):
     """A Lasso fit stopped before its duality gap met the tolerance."""
+
+
+class LassoPrecisionWarning(LassoConvergenceWarning):
+    """The tolerance asks for more than the arrays' dtype can certify."""
 
 
 class LassoResult(NamedTuple):
@@ -86,6 +121,9 @@ class LassoResult(NamedTuple):
         duality_gap: ``P(w) - D(nu)`` for the rescaled-residual dual point (>= 0).
         n_iter: epochs (cd, sgd, ws inner epochs summed) or iterations (fista).
         converged: ``duality_gap <= tol * ||y||^2 / n``.
+        status: why the solver stopped, an index into :data:`STATUSES`
+            (``STATUS_CONVERGED``, ``STATUS_MAX_ITER`` or ``STATUS_PRECISION``: the
+            gap stopped falling at the dtype's rounding floor).
     """
 
     coef: Float[Array, " p"]
@@ -93,6 +131,7 @@ class LassoResult(NamedTuple):
     duality_gap: Float[Array, ""]
     n_iter: Int[Array, ""]
     converged: Bool[Array, ""]
+    status: Int[Array, ""]
 
 
 class LassoPath(NamedTuple):
@@ -104,6 +143,7 @@ class LassoPath(NamedTuple):
         objectives, duality_gaps: ``(k,)``.
         n_iters: ``(k,)``.
         converged: ``(k,)``.
+        statuses: ``(k,)`` (:attr:`LassoResult.status`).
     """
 
     alphas: Float[Array, " k"]
@@ -112,6 +152,7 @@ class LassoPath(NamedTuple):
     duality_gaps: Float[Array, " k"]
     n_iters: Int[Array, " k"]
     converged: Bool[Array, " k"]
+    statuses: Int[Array, " k"]
 
 
 # ---------------------------------------------------------------------------
@@ -132,20 +173,52 @@ def lasso_objective(X: ArrayLike, y: ArrayLike, w: ArrayLike, alpha: ArrayLike) 
     return 0.5 * jnp.dot(r, r) / X.shape[0] + alpha * jnp.sum(jnp.abs(w))
 
 
-def _gap_from_stats(rr: Array, yr: Array, corr_inf: Array, l1: Array, alpha: Array) -> tuple[Array, Array]:
-    """Primal objective and duality gap from normalised statistics.
+def _gap_from_stats(rr: Array, wc: Array, corr_inf: Array, penalty: Array, alpha: Array) -> tuple[Array, Array]:
+    r"""Primal objective and duality gap from normalised statistics, without cancellation.
+
+    With :math:`c = X^\top R/n` and the dual scale :math:`s = \min(1, \alpha/\lVert
+    c\rVert_\infty)`, :math:`P - D = \tfrac12(1-s)^2 rr + (\text{penalty} - s\,w^\top c)`
+    (module docstring): two terms that are each ``>= 0`` in exact arithmetic.
 
     Args:
-        rr: ``||R||^2 / n``. yr: ``y^T R / n``. corr_inf: ``||X^T R||_inf / n``.
-        l1: ``||w||_1``. alpha: the penalty.
+        rr: ``||R||^2 / n``. wc: ``w^T c`` with ``c = X^T R / n``.
+        corr_inf: the dual norm of ``c`` in the penalty's units — ``||c||_inf`` for the
+            Lasso, ``max_g ||c_g|| / sqrt|g|`` for the group Lasso.
+        penalty: the penalty's value, ``alpha * ||w||_1`` for the Lasso.
+        alpha: the bound ``corr_inf`` must not exceed for ``R`` to be dual feasible.
 
     Returns:
         ``(primal, gap)``.
     """
     s = jnp.where(corr_inf > alpha, alpha / jnp.maximum(corr_inf, jnp.finfo(rr.dtype).tiny), 1.0)
-    primal = 0.5 * rr + alpha * l1
-    dual = s * yr - 0.5 * s * s * rr
-    return primal, jnp.maximum(primal - dual, 0.0)
+    primal = 0.5 * rr + penalty
+    gap = 0.5 * (1.0 - s) ** 2 * rr + (penalty - s * wc)
+    return primal, jnp.maximum(gap, 0.0)
+
+
+def _lasso_gap(rr: Array, w: Array, c: Array, alpha: Array) -> tuple[Array, Array]:
+    """:func:`_gap_from_stats` for the Lasso: ``c = X^T R / n`` and the coefficients ``w``."""
+    return _gap_from_stats(rr, jnp.dot(w, c), jnp.max(jnp.abs(c)), alpha * jnp.sum(jnp.abs(w)), alpha)
+
+
+def _floor(yy: Array, p: int) -> Array:
+    """The gap below which the dtype's rounding is no longer small: ``max(64, sqrt p) eps yy``."""
+    return max(_FLOOR_EPS, math.sqrt(p)) * jnp.finfo(yy.dtype).eps * yy
+
+
+def _track(best: Array, since: Array, gap: Array) -> tuple[Array, Array]:
+    """The lowest gap so far and the number of checks since it was reached."""
+    better = gap < best
+    return jnp.minimum(best, gap), jnp.where(better, 0, since + 1)
+
+
+def _at_floor(best: Array, since: Array, floor: Array) -> Array:
+    """The gap has made no new low for ``_PATIENCE`` checks while within the rounding floor."""
+    return (since >= _PATIENCE) & (best <= floor)
+
+
+def _status(gap: Array, tol_abs: Array, stalled: Array) -> Array:
+    return jnp.where(gap <= tol_abs, STATUS_CONVERGED, jnp.where(stalled, STATUS_PRECISION, STATUS_MAX_ITER)).astype(jnp.int32)
 
 
 def lasso_duality_gap(X: ArrayLike, y: ArrayLike, w: ArrayLike, alpha: ArrayLike) -> tuple[Array, Array]:
@@ -158,7 +231,7 @@ def lasso_duality_gap(X: ArrayLike, y: ArrayLike, w: ArrayLike, alpha: ArrayLike
     n = X.shape[0]
     r = y - X @ w
     corr = (r @ X) / n
-    return _gap_from_stats(jnp.dot(r, r) / n, jnp.dot(y, r) / n, jnp.max(jnp.abs(corr)), jnp.sum(jnp.abs(w)), alpha)
+    return _lasso_gap(jnp.dot(r, r) / n, w, corr, alpha)
 
 
 def alpha_max(X: ArrayLike, y: ArrayLike) -> Array:
@@ -200,26 +273,69 @@ def _check_alpha(alpha, name: str = "lasso") -> None:
             raise ValueError(f"{name}: alpha must be a finite scalar >= 0, got {alpha!r}")
 
 
-def _warn_host(converged, gap, target, solver) -> None:
-    conv = np.asarray(converged)
-    if not np.all(conv):
-        g = np.max(np.asarray(gap))
-        t = np.max(np.asarray(target))
-        warnings.warn(
-            f"lasso(solver={solver!r}) did not converge: duality gap {g:.3e} > tolerance {t:.3e}; "
-            "raise max_iter, loosen tol, or use solver='ws'/'cd'",
-            LassoConvergenceWarning,
-            stacklevel=3,
-        )
+def _requested_float64(*xs) -> bool:
+    """Whether any input asked for float64 that JAX (``jax_enable_x64`` off) will not give."""
+    if jax.config.jax_enable_x64:
+        return False
+    return any(getattr(x, "dtype", None) == np.float64 for x in xs if not _is_traced(x))
 
 
-def _maybe_warn(result: LassoResult, target, solver: str, warn: bool) -> None:
+_ALTERNATIVE = {"fista": "ws", "sgd": "ws", "cd": "ws"}     # a faster solver on the same (X, y)
+
+
+def _warn_host(status, gap, target, *, solver: str, tol: float, dtype, requested64: bool) -> None:
+    status, gap, target = np.asarray(status), np.asarray(gap), np.asarray(target)
+    dt = np.dtype(dtype)
+    eps = float(np.finfo(dt).eps)
+    below = tol < eps
+    ran_out, floor = np.any(status == STATUS_MAX_ITER), np.any(status == STATUS_PRECISION)
+    if not (below or ran_out or floor):
+        return
+    g, t = float(np.max(gap)), float(np.max(target))
+    parts = []
+    if ran_out and solver == "sgd":
+        parts.append(f"did not converge: its own stopping rule (sgd_tol, n_iter_no_change) ended it with the "
+                     f"duality gap {g:.3e} > tolerance {t:.3e}")
+    elif ran_out:
+        parts.append(f"did not converge: the iteration budget ran out with the duality gap {g:.3e} > tolerance {t:.3e}")
+    elif floor:
+        parts.append(f"did not converge: the duality gap stopped falling at {g:.3e} > tolerance {t:.3e}, "
+                     f"the rounding floor of {dt.name} arithmetic on this problem")
+    if below:
+        parts.append(f"tol={tol:g} is below what {dt.name} can certify (machine epsilon {eps:.1e}), so a gap "
+                     f"of {t:.3e} cannot be told from rounding noise")
+    if requested64:
+        parts.append("the inputs were float64, but jax_enable_x64 is off, so JAX computed in float32")
+    fixes = []
+    if below or floor:
+        if dt != np.float64:
+            fixes.append("compute in float64: jax.config.update('jax_enable_x64', True) at start-up, and float64 arrays")
+        scale = t / tol if tol > 0 else 0.0                    # ||y||^2 / n
+        floor_tol = max(_FLOOR_EPS * eps, g / scale if (floor and scale) else 0.0)
+        fixes.append(f"use tol >= {floor_tol:.1e}")
+    if ran_out and solver == "sgd":
+        fixes.append("use solver='ws' for a certified solution (truncated-gradient SGD does not reach exact zeros "
+                     "on ill-scaled problems)")
+    elif ran_out:
+        fixes.append("raise max_iter")
+        if not below:
+            fixes.append("loosen tol")
+        if solver in _ALTERNATIVE:
+            fixes.append(f"use solver={_ALTERNATIVE[solver]!r}")
+    msg = f"lasso(solver={solver!r}) " + "; ".join(parts) + ". To fix: " + ", or ".join(fixes) + "."
+    warnings.warn(msg, LassoPrecisionWarning if (below or floor) else LassoConvergenceWarning, stacklevel=4)
+
+
+def _maybe_warn(result: LassoResult, target, solver: str, warn: bool, *, tol: float, requested64: bool = False) -> None:
+    """Warn (on the host, also under ``jit``) when ``result`` did not meet ``target`` or ``tol``
+    is below the dtype's resolution; the message says why and what to change."""
     if not warn:
         return
-    if _is_traced(result.converged, result.duality_gap, target):
-        jax.debug.callback(partial(_warn_host, solver=solver), result.converged, result.duality_gap, target)
+    kw = dict(solver=solver, tol=float(tol), dtype=np.dtype(result.duality_gap.dtype), requested64=requested64)
+    if _is_traced(result.status, result.duality_gap, target):
+        jax.debug.callback(partial(_warn_host, **kw), result.status, result.duality_gap, target)
     else:
-        _warn_host(result.converged, result.duality_gap, target, solver)
+        _warn_host(result.status, result.duality_gap, target, **kw)
 
 
 # ---------------------------------------------------------------------------
@@ -231,11 +347,18 @@ def _maybe_warn(result: LassoResult, target, solver: str, warn: bool) -> None:
 def _cd_gram(gram, xty, yty, w0, alpha, tol_abs, max_iter: int):
     """Cyclic CD on ``G = X^T X / n``, ``q = X^T y / n``, ``yty = y^T y / n``.
 
-    Maintains ``c = q - G w = X^T R / n``. Checks the gap after every epoch (O(p) from
-    the maintained statistics).
+    An epoch maintains ``c = q - G w = X^T R / n`` by rank-one updates. The certificate
+    after every epoch recomputes ``c`` from ``w`` (one matrix-vector product, cheaper
+    than the epoch's ``p`` coordinate updates), so the loop stops on exactly the gap it
+    returns and the maintained ``c`` cannot drift from ``w``.
+
+    Returns:
+        ``(w, epochs, primal, gap, stalled)``; ``stalled``: the gap stopped falling at
+        the dtype's floor before reaching ``tol_abs``.
     """
     p = gram.shape[0]
     diag = jnp.diagonal(gram)
+    floor = _floor(yty, p)
 
     def coord(j, state):
         w, c = state
@@ -246,26 +369,28 @@ def _cd_gram(gram, xty, yty, w0, alpha, tol_abs, max_iter: int):
         c = jax.lax.cond(d != 0, lambda c: c - gram[:, j] * d, lambda c: c, c)
         return w.at[j].set(new), c
 
-    def stats(w, c):
+    def certificate(w):
+        c = xty - gram @ w
         wq = jnp.dot(w, xty)
         rr = jnp.maximum(yty - wq - jnp.dot(w, c), 0.0)
-        yr = yty - wq
-        return _gap_from_stats(rr, yr, jnp.max(jnp.abs(c)), jnp.sum(jnp.abs(w)), alpha)
+        primal, gap = _lasso_gap(rr, w, c, alpha)
+        return c, primal, gap
 
     def cond(s):
-        _, _, it, gap = s
-        return (it < max_iter) & (gap > tol_abs)
+        _, _, it, _, gap, best, since = s
+        return (it < max_iter) & (gap > tol_abs) & ~_at_floor(best, since, floor)
 
     def body(s):
-        w, c, it, _ = s
-        w, c = jax.lax.fori_loop(0, p, coord, (w, c))
-        _, gap = stats(w, c)
-        return w, c, it + 1, gap
+        w, c, it, _, _, best, since = s
+        w, _ = jax.lax.fori_loop(0, p, coord, (w, c))
+        c, primal, gap = certificate(w)
+        best, since = _track(best, since, gap)
+        return w, c, it + 1, primal, gap, best, since
 
-    c0 = xty - gram @ w0
-    _, gap0 = stats(w0, c0)
-    w, c, it, gap = jax.lax.while_loop(cond, body, (w0, c0, jnp.zeros((), jnp.int32), gap0))
-    return w, it
+    c0, primal0, gap0 = certificate(w0)
+    init = (w0, c0, jnp.zeros((), jnp.int32), primal0, gap0, gap0, jnp.zeros((), jnp.int32))
+    w, _, it, primal, gap, best, since = jax.lax.while_loop(cond, body, init)
+    return w, it, primal, gap, _at_floor(best, since, floor) & (gap > tol_abs)
 
 
 def lasso_gram(
@@ -297,11 +422,12 @@ def lasso_gram(
         coef_init: warm start (default zeros).
         tol: stop when ``gap <= tol * yty / n`` (scikit-learn's rule).
         max_iter: maximum epochs.
-        warn: emit :class:`LassoConvergenceWarning` when not converged.
+        warn: emit :class:`LassoConvergenceWarning` when not converged (saying why).
 
     Returns:
         A :class:`LassoResult`.
     """
+    requested64 = _requested_float64(gram, xty, yty)
     gram = jnp.asarray(gram)
     if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
         raise ValueError(f"lasso_gram: gram must be square (p, p), got shape {gram.shape}")
@@ -316,12 +442,9 @@ def lasso_gram(
     w0 = jnp.zeros_like(q) if coef_init is None else jnp.asarray(coef_init, dt)
     alpha = jnp.asarray(alpha, dt)
     tol_abs = tol * yy
-    w, it = _cd_gram(G, q, yy, w0, alpha, tol_abs, max_iter)
-    c = q - G @ w
-    wq = jnp.dot(w, q)
-    obj, gap = _gap_from_stats(jnp.maximum(yy - wq - jnp.dot(w, c), 0.0), yy - wq, jnp.max(jnp.abs(c)), jnp.sum(jnp.abs(w)), alpha)
-    res = LassoResult(w, obj, gap, it, gap <= tol_abs)
-    _maybe_warn(res, tol_abs, "cd", warn)
+    w, it, obj, gap, stalled = _cd_gram(G, q, yy, w0, alpha, tol_abs, max_iter)
+    res = LassoResult(w, obj, gap, it, gap <= tol_abs, _status(gap, tol_abs, stalled))
+    _maybe_warn(res, tol_abs, "cd-gram", warn, tol=tol, requested64=requested64)
     return res
 
 
@@ -344,40 +467,82 @@ def _lipschitz(X: Array, n_iter: int = 50) -> Array:
     return 1.02 * lam + jnp.finfo(X.dtype).tiny
 
 
-@partial(jax.jit, static_argnames=("max_iter", "check_every"))
-def _fista(X, y, w0, alpha, tol_abs, max_iter: int, check_every: int = 10):
-    n = X.shape[0]
-    L = _lipschitz(X)
-    step = 1.0 / L
+def _lipschitz_gram(G: Array, n_iter: int = 50) -> Array:
+    """Largest eigenvalue of a normalised Gram ``G = X^T X / n`` (2 % safety margin)."""
+    p = G.shape[0]
+    v = jnp.ones((p,), G.dtype) / math.sqrt(p)
 
-    def gap_of(w):
-        r = y - X @ w
-        corr = (r @ X) / n
-        return _gap_from_stats(jnp.dot(r, r) / n, jnp.dot(y, r) / n, jnp.max(jnp.abs(corr)), jnp.sum(jnp.abs(w)), alpha)[1]
+    def body(_, v):
+        u = G @ v
+        return u / jnp.maximum(jnp.linalg.norm(u), jnp.finfo(G.dtype).tiny)
+
+    v = jax.lax.fori_loop(0, n_iter, body, v)
+    return 1.02 * jnp.dot(v, G @ v) + jnp.finfo(G.dtype).tiny
+
+
+def fista_loop(w0, grad, prox, certificate, step, tol_abs, floor, max_iter: int, check_every: int = 10):
+    """Accelerated proximal gradient (Beck & Teboulle 2009) with gradient-based restart.
+
+    The one FISTA of this package: the Lasso (``solver="fista"``) and the group Lasso
+    (from the design or from sufficient statistics) differ only in the three functions
+    they pass. Call it inside a jitted function; it is a ``lax.while_loop``.
+
+    Args:
+        w0: the starting point.
+        grad: ``z -> ∇f(z)`` of the smooth part.
+        prox: ``v -> prox_{step * penalty}(v)``.
+        certificate: ``w -> (primal, gap)``, checked every ``check_every`` iterations;
+            the loop stops on the gap it returns, so stopping and reporting agree.
+        step: ``1 / L``.
+        tol_abs: stop when ``gap <= tol_abs``.
+        floor: the dtype's rounding floor of the gap (see the module docstring).
+        max_iter: iterations.
+        check_every: iterations between certificates.
+
+    Returns:
+        ``(w, iterations, primal, gap, stalled)``; ``stalled``: the gap stopped falling
+        within ``floor`` before reaching ``tol_abs``.
+    """
 
     def one(state):
         w, z, t = state
-        grad = -((y - X @ z) @ X) / n   # (r @ X, not X.T @ r: no transposed copy on CPU)
-        w_new = soft_threshold(z - step * grad, alpha * step)
-        restart = jnp.dot(z - w_new, w_new - w) > 0
+        w_new = prox(z - step * grad(z))
+        restart = jnp.dot(z - w_new, w_new - w) > 0        # O'Donoghue & Candès (2015)
         t = jnp.where(restart, 1.0, t)
         t_new = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t))
-        z_new = w_new + ((t - 1.0) / t_new) * (w_new - w)
-        z_new = jnp.where(restart, w_new, z_new)
+        z_new = jnp.where(restart, w_new, w_new + ((t - 1.0) / t_new) * (w_new - w))
         return w_new, z_new, t_new
 
     def cond(s):
-        _, _, _, it, gap = s
-        return (it < max_iter) & (gap > tol_abs)
+        *_, it, _, gap, best, since = s
+        return (it < max_iter) & (gap > tol_abs) & ~_at_floor(best, since, floor)
 
     def body(s):
-        w, z, t, it, _ = s
+        w, z, t, it, _, _, best, since = s
         w, z, t = jax.lax.fori_loop(0, check_every, lambda _, st: one(st), (w, z, t))
-        return w, z, t, it + check_every, gap_of(w)
+        primal, gap = certificate(w)
+        best, since = _track(best, since, gap)
+        return w, z, t, it + check_every, primal, gap, best, since
 
-    init = (w0, w0, jnp.ones((), X.dtype), jnp.zeros((), jnp.int32), gap_of(w0))
-    w, _, _, it, _ = jax.lax.while_loop(cond, body, init)
-    return w, it
+    primal0, gap0 = certificate(w0)
+    zero = jnp.zeros((), jnp.int32)
+    init = (w0, w0, jnp.ones((), w0.dtype), zero, primal0, gap0, gap0, zero)
+    w, _, _, it, primal, gap, best, since = jax.lax.while_loop(cond, body, init)
+    return w, it, primal, gap, _at_floor(best, since, floor) & (gap > tol_abs)
+
+
+@partial(jax.jit, static_argnames=("max_iter", "check_every"))
+def _fista(X, y, w0, alpha, tol_abs, max_iter: int, check_every: int = 10):
+    n, p = X.shape
+    step = 1.0 / _lipschitz(X)
+
+    def certificate(w):
+        r = y - X @ w
+        return _lasso_gap(jnp.dot(r, r) / n, w, (r @ X) / n, alpha)
+
+    return fista_loop(w0, lambda z: -((y - X @ z) @ X) / n,    # (r @ X, not X.T @ r: no transposed copy on CPU)
+                      lambda v: soft_threshold(v, alpha * step), certificate, step, tol_abs,
+                      _floor(jnp.dot(y, y) / n, p), max_iter, check_every)
 
 
 # ---------------------------------------------------------------------------
@@ -489,6 +654,9 @@ def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5, n
     and its Anderson extrapolation over the last ``n_extrap`` rounds (Massias et al.
     2018). Padded rows of ``Xt`` are zero; their coefficient stays 0.
 
+    The loop also ends when the working-set gap has stopped falling at the dtype's
+    rounding floor (module docstring): the outer loop then decides on the full gap.
+
     Returns:
         ``(w, r, epochs)``: coefficients, residual ``y - Xt^T w`` and the number of
         coordinate epochs (rounds x (1 + active)).
@@ -517,8 +685,7 @@ def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5, n
         return jax.lax.fori_loop(0, 1 + active_epochs, epoch, st)
 
     def gap_of(w, r, c, r_acc, c_acc):
-        rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
-        primal, gap = _gap_from_stats(rr, yr, jnp.max(jnp.abs(c)), jnp.sum(jnp.abs(w)), alpha)
+        primal, gap = _lasso_gap(jnp.dot(r, r) / n, w, c, alpha)
         d2 = _dual_value(jnp.dot(r_acc, r_acc) / n, jnp.dot(y, r_acc) / n, jnp.max(jnp.abs(c_acc)), alpha)
         return jnp.minimum(gap, jnp.maximum(primal - d2, 0.0))
 
@@ -531,21 +698,28 @@ def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5, n
 
         return jax.lax.cond(it > n_extrap, acc, lambda: (r, c))
 
+    floor = _floor(jnp.dot(y, y) / n, K)
+
     def cond(s):
-        return (s[4] < max_epochs) & (s[5] > tol_abs)
+        ep, gap, best, since = s[4], s[5], s[7], s[8]
+        return (ep < max_epochs) & (gap > tol_abs) & ~_at_floor(best, since, floor)
 
     def body(s):
-        w, r, buf, it, ep, _, c = s
+        w, r, buf, it, ep, _, c, best, since = s
         w, r = round_(jnp.abs(c) > alpha, (w, r))
         buf = jnp.concatenate([buf[1:], r[None]])
         it = it + 1
         c = Xt @ r / n
-        return w, r, buf, it, ep + 1 + active_epochs, gap_of(w, r, c, *extrapolated(it, buf, r, c)), c
+        gap = gap_of(w, r, c, *extrapolated(it, buf, r, c))
+        best, since = _track(best, since, gap)
+        return w, r, buf, it, ep + 1 + active_epochs, gap, c, best, since
 
     c0 = Xt @ r0 / n
     buf0 = jnp.broadcast_to(r0, (n_extrap + 1, n))
-    init = (w, r0, buf0, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), gap_of(w, r0, c0, r0, c0), c0)
-    w, r, _, _, ep, _, _ = jax.lax.while_loop(cond, body, init)
+    gap0 = gap_of(w, r0, c0, r0, c0)
+    zero = jnp.zeros((), jnp.int32)
+    init = (w, r0, buf0, zero, zero, gap0, c0, gap0, zero)
+    w, r, _, _, ep, *_ = jax.lax.while_loop(cond, body, init)
     return w, r, ep
 
 
@@ -556,7 +730,7 @@ def _full_gap(X, y, r, w, alpha):
     """
     n = X.shape[0]
     corr = (r @ X) / n
-    primal, gap = _gap_from_stats(jnp.dot(r, r) / n, jnp.dot(y, r) / n, jnp.max(jnp.abs(corr)), jnp.sum(jnp.abs(w)), alpha)
+    primal, gap = _lasso_gap(jnp.dot(r, r) / n, w, corr, alpha)
     return primal, gap, corr
 
 
@@ -578,7 +752,7 @@ def _ws_prepare(X, y, w, alpha, zero_start: bool):
     zeros = jnp.zeros((p,), X.dtype)
     corr, sq = jax.lax.fori_loop(0, n, row, (zeros, zeros), unroll=16)
     corr = corr / n
-    primal, gap = _gap_from_stats(jnp.dot(r, r) / n, jnp.dot(y, r) / n, jnp.max(jnp.abs(corr)), jnp.sum(jnp.abs(w)), alpha)
+    primal, gap = _lasso_gap(jnp.dot(r, r) / n, w, corr, alpha)
     return primal, gap, corr, jnp.sqrt(sq)
 
 
@@ -610,12 +784,19 @@ def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50,
     w = jnp.asarray(w0)
     obj, gap, corr, col_norm = _ws_prepare(X, y, w, alpha, zero_start=bool(not np.any(np.asarray(w))))
     col_norm = np.asarray(col_norm)
-    prev_gap = math.inf
+    floor = float(_floor(jnp.dot(y, y) / n, p))
+    prev_gap = best = math.inf
+    since = 0                    # outer steps since the lowest full gap
+    stalled = False
     K = 0
     epochs = 0
     for _ in range(max_outer):
         g = float(gap)
-        if g <= tol_f or epochs >= max_iter:
+        since = 0 if g < best else since + 1
+        best = min(best, g)
+        # The working set is the whole problem, or three steps made no new low, at the floor.
+        stalled = best <= floor and (since >= 3 or (K >= p and since >= 1))
+        if g <= tol_f or epochs >= max_iter or stalled:
             break
         w_np = np.asarray(w)
         if alpha_f == 0.0:
@@ -655,7 +836,10 @@ def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50,
                                           jnp.asarray(max(1, max_iter - epochs), jnp.int32))
         epochs += int(ep)
         prev_gap = g
-    return w, obj, gap, epochs
+    g = float(gap)
+    status = STATUS_CONVERGED if g <= tol_f else (STATUS_PRECISION if (stalled or min(best, g) <= floor) and epochs < max_iter
+                                                  else STATUS_MAX_ITER)
+    return w, obj, gap, epochs, status
 
 
 # ---------------------------------------------------------------------------
@@ -696,10 +880,12 @@ def lasso(
         key: PRNG key for ``"sgd"`` (row shuffling); required there.
         eta0, power_t, n_iter_no_change, sgd_tol: the truncated-gradient SGD schedule
             ``eta_t = eta0 / t**power_t`` and stopping rule (the authors' settings).
-        warn: emit :class:`LassoConvergenceWarning` when the certificate is not met.
+        warn: emit :class:`LassoConvergenceWarning` when the certificate is not met, and
+            :class:`LassoPrecisionWarning` when the dtype cannot certify ``tol`` (the
+            message names the dtype and how to compute in float64).
 
     Returns:
-        A :class:`LassoResult` (coef, objective, duality_gap, n_iter, converged).
+        A :class:`LassoResult` (coef, objective, duality_gap, n_iter, converged, status).
 
     Raises:
         ValueError: on shapes, a negative alpha, an unknown solver, or ``solver="ws"``
@@ -707,6 +893,7 @@ def lasso(
     """
     if solver not in SOLVERS:
         raise ValueError(f"lasso: solver must be one of {SOLVERS}, got {solver!r}")
+    requested64 = _requested_float64(X, y)
     X, y = _check_xy(X, y)
     _check_alpha(alpha)
     n, p = X.shape
@@ -723,26 +910,30 @@ def lasso(
     alpha_a = jnp.asarray(alpha, dt)
     tol_abs = tol * jnp.dot(y, y) / n
     if solver == "cd":
+        # The Gram solve stops at half the tolerance, so that the certificate recomputed
+        # on (X, y) — which rounds differently from the Gram's — meets the tolerance too.
         G = X.T @ X
-        res = lasso_gram(G, X.T @ y, jnp.dot(y, y), n, alpha_a, coef_init=w0, tol=tol,
-                         max_iter=1000 if max_iter is None else max_iter, warn=False)
-        obj, gap = lasso_duality_gap(X, y, res.coef, alpha_a)
-        res = LassoResult(res.coef, obj, gap, res.n_iter, gap <= tol_abs)
+        inner = lasso_gram(G, X.T @ y, jnp.dot(y, y), n, alpha_a, coef_init=w0, tol=0.5 * tol,
+                           max_iter=1000 if max_iter is None else max_iter, warn=False)
+        obj, gap = lasso_duality_gap(X, y, inner.coef, alpha_a)
+        # Reaching the inner tolerance or the floor without meeting the outer one is rounding.
+        stalled = inner.status != STATUS_MAX_ITER
+        res = LassoResult(inner.coef, obj, gap, inner.n_iter, gap <= tol_abs, _status(gap, tol_abs, stalled))
     elif solver == "fista":
-        w, it = _fista(X, y, w0, alpha_a, tol_abs, 20000 if max_iter is None else max_iter)
-        obj, gap = lasso_duality_gap(X, y, w, alpha_a)
-        res = LassoResult(w, obj, gap, it, gap <= tol_abs)
+        w, it, obj, gap, stalled = _fista(X, y, w0, alpha_a, tol_abs, 20000 if max_iter is None else max_iter)
+        res = LassoResult(w, obj, gap, it, gap <= tol_abs, _status(gap, tol_abs, stalled))
     elif solver == "sgd":
         if key is None:
             raise ValueError("lasso: solver='sgd' shuffles rows and needs key=jax.random.key(...)")
         w, ep = _sgd_truncated(X, y, w0, alpha_a, key, jnp.asarray(eta0, dt), jnp.asarray(power_t, dt),
                                jnp.asarray(sgd_tol, dt), 1000 if max_iter is None else max_iter, n_iter_no_change)
         obj, gap = lasso_duality_gap(X, y, w, alpha_a)
-        res = LassoResult(w, obj, gap, ep, gap <= tol_abs)
+        res = LassoResult(w, obj, gap, ep, gap <= tol_abs, _status(gap, tol_abs, jnp.asarray(False)))
     else:  # ws
-        w, obj, gap, ep = _lasso_ws(X, y, w0, alpha_a, tol_abs, 10000 if max_iter is None else max_iter)
-        res = LassoResult(w, jnp.asarray(obj, dt), jnp.asarray(gap, dt), jnp.asarray(ep, jnp.int32), jnp.asarray(gap <= tol_abs))
-    _maybe_warn(res, tol_abs, solver, warn)
+        w, obj, gap, ep, status = _lasso_ws(X, y, w0, alpha_a, tol_abs, 10000 if max_iter is None else max_iter)
+        res = LassoResult(w, jnp.asarray(obj, dt), jnp.asarray(gap, dt), jnp.asarray(ep, jnp.int32),
+                          jnp.asarray(status == STATUS_CONVERGED), jnp.asarray(status, jnp.int32))
+    _maybe_warn(res, tol_abs, solver, warn, tol=tol, requested64=requested64)
     return res
 
 
@@ -792,6 +983,7 @@ def lasso_path(
         duality_gaps=jnp.stack([r.duality_gap for r in out]),
         n_iters=jnp.stack([jnp.asarray(r.n_iter) for r in out]),
         converged=jnp.stack([jnp.asarray(r.converged) for r in out]),
+        statuses=jnp.stack([jnp.asarray(r.status) for r in out]),
     )
 
 

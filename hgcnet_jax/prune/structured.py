@@ -34,7 +34,17 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from hgcnet_jax.prune.solvers import LassoResult, _maybe_warn
+from hgcnet_jax.prune.solvers import (
+    LassoResult,
+    _floor,
+    _gap_from_stats,
+    _lipschitz,
+    _lipschitz_gram,
+    _maybe_warn,
+    _requested_float64,
+    _status,
+    fista_loop,
+)
 
 __all__ = ["group_lasso", "group_lasso_gram", "group_alpha_max", "output_groups", "structured_granger_keep",
            "structured_granger_keep_stats"]
@@ -52,56 +62,42 @@ def group_alpha_max(X: ArrayLike, y: ArrayLike, groups: ArrayLike, num_groups: i
     return jnp.max(jnp.where(sizes > 0, gn / jnp.sqrt(jnp.maximum(sizes, 1)), 0.0))
 
 
-def _gap(X, y, w, alpha, groups, num_groups, sqrt_sizes):
-    n = X.shape[0]
-    r = y - X @ w
-    corr_norm = _group_norms(r @ X / n, groups, num_groups)
-    bound = alpha * sqrt_sizes
-    ratio = jnp.where(bound > 0, corr_norm / jnp.where(bound > 0, bound, 1.0), 0.0)
-    s = jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.max(ratio), jnp.finfo(X.dtype).tiny))
-    rr, yr = jnp.dot(r, r) / n, jnp.dot(y, r) / n
-    primal = 0.5 * rr + alpha * jnp.sum(sqrt_sizes * _group_norms(w, groups, num_groups))
-    dual = s * yr - 0.5 * s * s * rr
-    return primal, jnp.maximum(primal - dual, 0.0)
+def _group_gap(rr, w, c, alpha, groups, num_groups, sqrt_sizes):
+    """Primal and gap of the group Lasso from ``rr = ||R||^2/n`` and ``c = X^T R / n``.
+
+    The dual point ``s R`` with ``s = min(1, alpha / max_g (||c_g|| / sqrt|g|))`` is
+    feasible; the gap is computed in the cancellation-free form of
+    :func:`hgcnet_jax.prune.solvers._gap_from_stats`.
+    """
+    cn = _group_norms(c, groups, num_groups)
+    corr_inf = jnp.max(jnp.where(sqrt_sizes > 0, cn / jnp.where(sqrt_sizes > 0, sqrt_sizes, 1.0), 0.0))
+    penalty = alpha * jnp.sum(sqrt_sizes * _group_norms(w, groups, num_groups))
+    return _gap_from_stats(rr, jnp.dot(w, c), corr_inf, penalty, alpha)
+
+
+def _block_prox(groups, num_groups, sqrt_sizes, threshold):
+    """``z -> prox`` of ``threshold * sum_g sqrt|g| ||z_g||`` (block soft-thresholding)."""
+
+    def prox(z):
+        nrm = _group_norms(z, groups, num_groups)
+        scale = jnp.maximum(0.0, 1.0 - threshold * sqrt_sizes / jnp.maximum(nrm, jnp.finfo(z.dtype).tiny))
+        return z * scale[groups]
+
+    return prox
 
 
 @partial(jax.jit, static_argnames=("num_groups", "max_iter", "check_every"))
 def _group_fista(X, y, w0, alpha, groups, num_groups: int, tol_abs, max_iter: int, check_every: int = 10):
     n, p = X.shape
-    sizes = jax.ops.segment_sum(jnp.ones((p,), X.dtype), groups, num_segments=num_groups)
-    sqrt_sizes = jnp.sqrt(sizes)
-    v = jnp.ones((p,), X.dtype) / jnp.sqrt(p)
-    v = jax.lax.fori_loop(0, 50, lambda _, v: (lambda u: u / jnp.maximum(jnp.linalg.norm(u), 1e-30))(X.T @ (X @ v)), v)
-    L = 1.02 * jnp.linalg.norm(X @ v) ** 2 / n + jnp.finfo(X.dtype).tiny
-    t_step = 1.0 / L
+    sqrt_sizes = jnp.sqrt(jax.ops.segment_sum(jnp.ones((p,), X.dtype), groups, num_segments=num_groups))
+    step = 1.0 / _lipschitz(X)
 
-    def prox(z):
-        nrm = _group_norms(z, groups, num_groups)
-        scale = jnp.maximum(0.0, 1.0 - t_step * alpha * sqrt_sizes / jnp.maximum(nrm, 1e-30))
-        return z * scale[groups]
+    def certificate(w):
+        r = y - X @ w
+        return _group_gap(jnp.dot(r, r) / n, w, r @ X / n, alpha, groups, num_groups, sqrt_sizes)
 
-    def one(state):
-        w, z, t = state
-        grad = -((y - X @ z) @ X) / n
-        w_new = prox(z - t_step * grad)
-        restart = jnp.dot(z - w_new, w_new - w) > 0
-        t = jnp.where(restart, 1.0, t)
-        t_new = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t))
-        z_new = jnp.where(restart, w_new, w_new + ((t - 1.0) / t_new) * (w_new - w))
-        return w_new, z_new, t_new
-
-    def cond(s):
-        return (s[3] < max_iter) & (s[4] > tol_abs)
-
-    def body(s):
-        w, z, t, it, _ = s
-        w, z, t = jax.lax.fori_loop(0, check_every, lambda _, st: one(st), (w, z, t))
-        return w, z, t, it + check_every, _gap(X, y, w, alpha, groups, num_groups, sqrt_sizes)[1]
-
-    init = (w0, w0, jnp.ones((), X.dtype), jnp.zeros((), jnp.int32), _gap(X, y, w0, alpha, groups, num_groups, sqrt_sizes)[1])
-    w, _, _, it, _ = jax.lax.while_loop(cond, body, init)
-    obj, gap = _gap(X, y, w, alpha, groups, num_groups, sqrt_sizes)
-    return w, obj, gap, it
+    return fista_loop(w0, lambda z: -((y - X @ z) @ X) / n, _block_prox(groups, num_groups, sqrt_sizes, step * alpha),
+                      certificate, step, tol_abs, _floor(jnp.dot(y, y) / n, p), max_iter, check_every)
 
 
 def group_lasso(
@@ -131,6 +127,7 @@ def group_lasso(
     Returns:
         A :class:`~hgcnet_jax.prune.LassoResult`.
     """
+    requested64 = _requested_float64(X, y)
     X = jnp.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"group_lasso: X must be 2-D, got shape {X.shape}")
@@ -147,9 +144,10 @@ def group_lasso(
         raise ValueError(f"group_lasso: alpha must be >= 0, got {alpha}")
     w0 = jnp.zeros((X.shape[1],), X.dtype) if coef_init is None else jnp.asarray(coef_init, X.dtype)
     tol_abs = tol * jnp.dot(y, y) / X.shape[0]
-    w, obj, gap, it = _group_fista(X, y, w0, jnp.asarray(alpha, X.dtype), jnp.asarray(g, jnp.int32), ng, tol_abs, max_iter)
-    res = LassoResult(w, obj, gap, it, gap <= tol_abs)
-    _maybe_warn(res, tol_abs, "group-fista", warn)
+    w, it, obj, gap, stalled = _group_fista(X, y, w0, jnp.asarray(alpha, X.dtype), jnp.asarray(g, jnp.int32), ng,
+                                            tol_abs, max_iter)
+    res = LassoResult(w, obj, gap, it, gap <= tol_abs, _status(gap, tol_abs, stalled))
+    _maybe_warn(res, tol_abs, "group-fista", warn, tol=tol, requested64=requested64)
     return res
 
 
@@ -157,51 +155,16 @@ def group_lasso(
 def _group_fista_gram(G, q, yy, w0, alpha, groups, num_groups: int, tol_abs, max_iter: int, check_every: int = 10):
     """FISTA on normalised statistics ``G = X^T X / n``, ``q = X^T y / n``, ``yy = y^T y / n``."""
     p = G.shape[0]
-    sizes = jax.ops.segment_sum(jnp.ones((p,), G.dtype), groups, num_segments=num_groups)
-    sqrt_sizes = jnp.sqrt(sizes)
-    v = jnp.ones((p,), G.dtype) / jnp.sqrt(p)
-    v = jax.lax.fori_loop(0, 50, lambda _, v: (lambda u: u / jnp.maximum(jnp.linalg.norm(u), 1e-30))(G @ v), v)
-    L = 1.02 * jnp.dot(v, G @ v) + jnp.finfo(G.dtype).tiny
-    t_step = 1.0 / L
+    sqrt_sizes = jnp.sqrt(jax.ops.segment_sum(jnp.ones((p,), G.dtype), groups, num_segments=num_groups))
+    step = 1.0 / _lipschitz_gram(G)
 
-    def gap(w):
+    def certificate(w):
         c = q - G @ w                                   # X^T R / n
-        wq = jnp.dot(w, q)
-        rr = jnp.maximum(yy - 2.0 * wq + jnp.dot(w, G @ w), 0.0)
-        yr = yy - wq
-        bound = alpha * sqrt_sizes
-        cn = _group_norms(c, groups, num_groups)
-        ratio = jnp.where(bound > 0, cn / jnp.where(bound > 0, bound, 1.0), 0.0)
-        s = jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.max(ratio), jnp.finfo(G.dtype).tiny))
-        primal = 0.5 * rr + alpha * jnp.sum(sqrt_sizes * _group_norms(w, groups, num_groups))
-        return primal, jnp.maximum(primal - (s * yr - 0.5 * s * s * rr), 0.0)
+        rr = jnp.maximum(yy - jnp.dot(w, q) - jnp.dot(w, c), 0.0)
+        return _group_gap(rr, w, c, alpha, groups, num_groups, sqrt_sizes)
 
-    def prox(z):
-        nrm = _group_norms(z, groups, num_groups)
-        scale = jnp.maximum(0.0, 1.0 - t_step * alpha * sqrt_sizes / jnp.maximum(nrm, 1e-30))
-        return z * scale[groups]
-
-    def one(state):
-        w, z, t = state
-        w_new = prox(z - t_step * (G @ z - q))
-        restart = jnp.dot(z - w_new, w_new - w) > 0
-        t = jnp.where(restart, 1.0, t)
-        t_new = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t))
-        z_new = jnp.where(restart, w_new, w_new + ((t - 1.0) / t_new) * (w_new - w))
-        return w_new, z_new, t_new
-
-    def cond(s):
-        return (s[3] < max_iter) & (s[4] > tol_abs)
-
-    def body(s):
-        w, z, t, it, _ = s
-        w, z, t = jax.lax.fori_loop(0, check_every, lambda _, st: one(st), (w, z, t))
-        return w, z, t, it + check_every, gap(w)[1]
-
-    init = (w0, w0, jnp.ones((), G.dtype), jnp.zeros((), jnp.int32), gap(w0)[1])
-    w, _, _, it, _ = jax.lax.while_loop(cond, body, init)
-    obj, g = gap(w)
-    return w, obj, g, it
+    return fista_loop(w0, lambda z: G @ z - q, _block_prox(groups, num_groups, sqrt_sizes, step * alpha),
+                      certificate, step, tol_abs, _floor(yy, p), max_iter, check_every)
 
 
 def group_lasso_gram(
@@ -230,6 +193,7 @@ def group_lasso_gram(
         n: rows accumulated.
         alpha, groups, num_groups, coef_init, tol, max_iter, warn: as in :func:`group_lasso`.
     """
+    requested64 = _requested_float64(gram, xty, yty)
     G = jnp.asarray(gram)
     if G.ndim != 2 or G.shape[0] != G.shape[1]:
         raise ValueError(f"group_lasso_gram: gram must be square (p, p), got shape {G.shape}")
@@ -247,10 +211,10 @@ def group_lasso_gram(
     w0 = jnp.zeros((G.shape[0],), G.dtype) if coef_init is None else jnp.asarray(coef_init, G.dtype)
     yy = jnp.asarray(yty, G.dtype) / n
     tol_abs = tol * yy
-    w, obj, gap, it = _group_fista_gram(G / n, q / n, yy, w0, jnp.asarray(alpha, G.dtype), jnp.asarray(g, jnp.int32),
-                                        ng, tol_abs, max_iter)
-    res = LassoResult(w, obj, gap, it, gap <= tol_abs)
-    _maybe_warn(res, tol_abs, "group-fista-gram", warn)
+    w, it, obj, gap, stalled = _group_fista_gram(G / n, q / n, yy, w0, jnp.asarray(alpha, G.dtype),
+                                                 jnp.asarray(g, jnp.int32), ng, tol_abs, max_iter)
+    res = LassoResult(w, obj, gap, it, gap <= tol_abs, _status(gap, tol_abs, stalled))
+    _maybe_warn(res, tol_abs, "group-fista-gram", warn, tol=tol, requested64=requested64)
     return res
 
 
