@@ -131,6 +131,9 @@ class FitConfig:
 class Fit:
     """A fitted structural causal model.
 
+    Queries are functions of a Fit (``causal.ate(fit, "B", 16, 512, "G")`` …), not methods:
+    the Fit stays a leaf that the queries import.
+
     Attributes:
         graph: The hypergraph.
         data: The runs table it was fitted on.
