@@ -1,9 +1,13 @@
 """Small file-system helpers: atomic writes and checksums.
 
-Every file the toolkit writes goes through :func:`atomic_write` (or the
-helpers built on it), so an interrupted process never leaves a half-written
-file behind: data is written to a temporary file in the same folder, flushed,
-fsync'ed and then renamed over the target, which POSIX makes atomic.
+Every file the toolkit writes goes through :func:`atomic_write` or
+:func:`atomic_path` (or the helpers built on them), so an interrupted process
+never leaves a half-written file behind: data is written to a temporary file in
+the same folder, flushed, fsync'ed and then renamed over the target, which POSIX
+makes atomic. The finished file gets the permissions a plain ``open(path, "w")``
+would give it (``0o666`` minus the process umask), not the ``0o600`` of the
+temporary file, so colleagues on a shared machine can read the results when the
+umask lets them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import IO, Any
 
 __all__ = [
     "atomic_write",
+    "atomic_path",
     "write_text",
     "write_bytes",
     "write_json",
@@ -28,11 +33,24 @@ __all__ = [
 ]
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: there is no getter before Python 3.14)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode() -> int:
+    """Permissions of a newly created regular file: ``0o666`` minus the umask."""
+    return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; rename it over ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched. The
+    file ends up with mode ``0o666 & ~umask``, as if created by ``open``.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
@@ -43,7 +61,32 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()
+            os.fchmod(f.fileno(), _default_mode())
             os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path next to ``path``, renamed over it when the body succeeds.
+
+    For writers that need a file name rather than a file object (netCDF via h5netcdf):
+    the same guarantees as :func:`atomic_write` (removed on any exception, ``path``
+    untouched; mode ``0o666 & ~umask``, contents fsync'ed before the rename).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -94,6 +137,13 @@ def ensure_writable_dir(path: str | os.PathLike, *, what: str = "output folder")
         PermissionError: naming the folder and what to do, before any work starts.
     """
     path = Path(path)
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        which = "it is a file" if blocker == path else f"{str(blocker)!r} is a file"
+        raise PermissionError(
+            f"cannot write to the {what} {str(path)!r}: {which}, not a folder; "
+            "choose another folder (e.g. --out) or move the file away"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
