@@ -48,6 +48,7 @@ from numpyro import handlers
 from .fit import Fit
 
 __all__ = [
+    "ExtrapolationWarning",
     "Effect",
     "Mediation",
     "interventional_mean",
@@ -59,6 +60,10 @@ __all__ = [
 ]
 
 Noise = Literal["sampled", "abducted"]
+
+
+class ExtrapolationWarning(UserWarning):
+    """A do-value lies outside the values the model was fitted on (pass ``extrapolate=True`` to accept)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,7 +290,9 @@ def _raw_mean(fit: Fit, outcome: str, z: jnp.ndarray) -> np.ndarray:
     return fit.scaling.to_raw(fit.graph, outcome, np.asarray(z)).mean(axis=-1)
 
 
-def _treat(fit: Fit, name: str, value: Any) -> float:
+def _treat(fit: Fit, name: str, value: Any, *, extrapolate: bool = False) -> float:
+    if not extrapolate:
+        _check_range(fit, name, value)
     try:
         z = fit.scaling.to_model(fit.graph, name, value)
     except ValueError as e:
@@ -293,6 +300,32 @@ def _treat(fit: Fit, name: str, value: Any) -> float:
     if np.ndim(z) != 0:
         raise ValueError(f"do[{name!r}] must be a scalar in raw units, got shape {np.shape(z)}")
     return float(z)
+
+
+def _check_range(fit: Fit, name: str, value: Any) -> None:
+    """Warn (:class:`ExtrapolationWarning`) when a raw do-value lies outside the fitted data's range of ``name``."""
+    import warnings
+
+    try:
+        v = float(value)
+        col = fit.graph.variable(name).column
+        seen = np.asarray(fit.data[col], dtype=float)
+    except (TypeError, ValueError, KeyError):
+        return  # not a scalar or no such column: _treat reports it
+    seen = seen[np.isfinite(seen)]
+    if seen.size == 0 or not np.isfinite(v):
+        return
+    lo, hi = float(seen.min()), float(seen.max())
+    tol = 1e-9 * max(abs(lo), abs(hi), 1.0)
+    if lo - tol <= v <= hi + tol:
+        return
+    warnings.warn(
+        f"do({name}={v:g}) lies outside the range the model was fitted on ({name} = {col} in "
+        f"[{lo:g}, {hi:g}] over {seen.size} runs): the fitted equations are extrapolated there and the result "
+        "is not supported by data. Query inside that range, or pass extrapolate=True to accept it",
+        ExtrapolationWarning,
+        stacklevel=4,
+    )
 
 
 def _query_key(fit: Fit, key: jax.Array | None) -> jax.Array:
@@ -309,6 +342,7 @@ def interventional_mean(
     noise: Noise = "sampled",
     rows: Any = None,
     prob: float = 0.9,
+    extrapolate: bool = False,
 ) -> Effect:
     """Posterior of ``E[outcome | do(...)]`` in the outcome's raw units.
 
@@ -321,6 +355,9 @@ def interventional_mean(
         noise: ``"sampled"`` or ``"abducted"`` (see the module docstring).
         rows: Restrict the population to these runs (indices or boolean mask).
         prob: Credible-interval level.
+        extrapolate: Accept do-values outside the range of the fitted data without a
+            warning. By default such a value emits an :class:`ExtrapolationWarning`
+            (``warnings.simplefilter("error", ExtrapolationWarning)`` makes it an error).
 
     Returns:
         An :class:`Effect` named ``"E[G | do(B=16)]"``.
@@ -329,7 +366,7 @@ def interventional_mean(
     _check_var(fit, outcome, "outcome")
     if not isinstance(do, Mapping) or not do:
         raise ValueError("do must be a non-empty mapping {variable: raw value}, e.g. {'B': 16}")
-    zs = {_check_var(fit, k, "do variable"): _treat(fit, k, v) for k, v in do.items()}
+    zs = {_check_var(fit, k, "do variable"): _treat(fit, k, v, extrapolate=extrapolate) for k, v in do.items()}
     if outcome in zs:
         raise ValueError(f"outcome {outcome!r} cannot also be intervened on")
     sim = simulate(fit, zs, key=_query_key(fit, key), noise=noise, rows=rows)
@@ -350,6 +387,7 @@ def ate(
     noise: Noise = "sampled",
     rows: Any = None,
     prob: float = 0.9,
+    extrapolate: bool = False,
 ) -> Effect:
     """Average treatment effect ``E[outcome | do(treatment=a)] − E[outcome | do(treatment=b)]``.
 
@@ -362,7 +400,8 @@ def ate(
         a: Treatment level, raw units (e.g. batch size 16).
         b: Reference level, raw units (e.g. 512).
         outcome: Outcome variable.
-        key, noise, rows, prob: As for :func:`interventional_mean`.
+        key, noise, rows, prob, extrapolate: As for :func:`interventional_mean` (a level
+            outside the fitted range of ``treatment`` warns unless ``extrapolate=True``).
 
     Returns:
         An :class:`Effect` named ``"ATE"`` with mean, interval and sign probability.
@@ -372,7 +411,7 @@ def ate(
     _check_var(fit, outcome, "outcome")
     if treatment == outcome:
         raise ValueError("treatment and outcome must differ")
-    za, zb = _treat(fit, treatment, a), _treat(fit, treatment, b)
+    za, zb = _treat(fit, treatment, a, extrapolate=extrapolate), _treat(fit, treatment, b, extrapolate=extrapolate)
     k = _query_key(fit, key)
     res = abduct(fit) if noise == "abducted" else None
     ga = simulate(fit, {treatment: za}, key=k, noise=noise, rows=rows, residuals=res)[outcome]
@@ -393,6 +432,7 @@ def mediation(
     rows: Any = None,
     prob: float = 0.9,
     paths: Sequence[str] | None = None,
+    extrapolate: bool = False,
 ) -> Mediation:
     """Natural direct / indirect and path-specific effects by abduction–action–prediction.
 
@@ -410,6 +450,7 @@ def mediation(
         rows: Restrict the population to these runs.
         prob: Credible-interval level.
         paths: Mediators for path-specific effects (default: all mediators).
+        extrapolate: As for :func:`interventional_mean`.
 
     Returns:
         A :class:`Mediation`.
@@ -430,7 +471,7 @@ def mediation(
         if p not in mediators:
             raise ValueError(f"paths: {p!r} is not a mediator between {treatment!r} and {outcome!r}; mediators: {list(mediators)}")
     prob = _check_prob(prob)
-    za, zb = _treat(fit, treatment, a), _treat(fit, treatment, b)
+    za, zb = _treat(fit, treatment, a, extrapolate=extrapolate), _treat(fit, treatment, b, extrapolate=extrapolate)
     k = _query_key(fit, key)
     res = abduct(fit) if noise == "abducted" else None
 
@@ -472,6 +513,7 @@ def conditional_ate(
     key: jax.Array | None = None,
     noise: Noise = "sampled",
     prob: float = 0.9,
+    extrapolate: bool = False,
 ) -> pd.DataFrame:
     """ATE within each subgroup of runs (e.g. per dataset or model).
 
@@ -483,7 +525,7 @@ def conditional_ate(
         fit: A fitted model.
         treatment, a, b, outcome: The contrast, as for :func:`ate`.
         by: A column of ``fit.data`` that defines the groups.
-        key, noise, prob: As for :func:`ate`.
+        key, noise, prob, extrapolate: As for :func:`ate` (the range is the whole fitted table's).
 
     Returns:
         One row per group: ``by``, ``n_runs`` and the :class:`Effect` summary fields.
@@ -495,6 +537,6 @@ def conditional_ate(
     rows = []
     for level in pd.unique(labels):
         mask = labels == level
-        e = ate(fit, treatment, a, b, outcome, key=key, noise=noise, rows=mask, prob=prob)
+        e = ate(fit, treatment, a, b, outcome, key=key, noise=noise, rows=mask, prob=prob, extrapolate=extrapolate)
         rows.append({by: level, "n_runs": int(mask.sum()), **e.as_dict()})
     return pd.DataFrame(rows)

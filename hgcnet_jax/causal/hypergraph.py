@@ -355,7 +355,11 @@ class Hypergraph:
         while remaining:
             ready = [n for n in remaining if parents[n] <= set(order)]
             if not ready:
-                raise HypergraphError(f"Hypergraph has a directed cycle among {sorted(remaining)}")
+                cycle = _find_cycle(parents, remaining)
+                raise HypergraphError(
+                    f"Hypergraph has a directed cycle among {sorted(cycle)}: {' → '.join([*cycle, cycle[0]])}; "
+                    "a causal graph must be acyclic: remove or reverse one of these edges"
+                )
             order.extend(ready)
             remaining = [n for n in remaining if n not in ready]
         return tuple(order)
@@ -494,3 +498,20 @@ class Hypergraph:
             lines.append(f"  {{{', '.join(h.parents)}}} ⇒ {h.child} ({h.form})")
         return "\n".join(lines)
 
+
+def _find_cycle(parents: dict[str, set[str]], remaining: list[str]) -> list[str]:
+    """One directed cycle among ``remaining`` (every one of them has a parent among them), in edge order.
+
+    Walks from parent to parent inside ``remaining`` until a variable repeats; the walk
+    from that variable's first visit is a cycle (read backwards). Variables that only
+    lie downstream of a cycle are not on it and are not named.
+    """
+    left = set(remaining)
+    node, path, seen = remaining[0], [], {}
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = next(p for p in sorted(parents[node]) if p in left)
+    cycle = path[seen[node]:][::-1]  # parent-to-child order
+    first = cycle.index(min(cycle))
+    return cycle[first:] + cycle[:first]

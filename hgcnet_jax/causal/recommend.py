@@ -28,8 +28,11 @@ class Recommendation:
             mean), sorted by ``mean`` descending.
         current: The user's current value (``None`` if not given).
         p_beats_current: Posterior probability that ``best`` gives a larger
-            interventional mean than ``current`` (``None`` without ``current``).
-        gain: Posterior mean of ``E[outcome | do(best)] − E[outcome | do(current)]``.
+            interventional mean than ``current`` (``None`` without ``current``). When
+            ``best`` *is* ``current`` it is 0.0 (a value cannot beat itself): check
+            :attr:`best_is_current` before reading it as evidence against ``best``.
+        gain: Posterior mean of ``E[outcome | do(best)] − E[outcome | do(current)]``
+            (0.0 when ``best`` is ``current``).
         draws: ``(candidates, draws)`` interventional means, in candidate order.
     """
 
@@ -42,6 +45,11 @@ class Recommendation:
     gain: float | None
     draws: np.ndarray = dataclasses.field(repr=False)
 
+    @property
+    def best_is_current(self) -> bool:
+        """Whether the recommended value is the current one (keep it)."""
+        return self.current is not None and self.best == self.current
+
 
 def recommend(
     fit: Fit,
@@ -53,6 +61,7 @@ def recommend(
     key: jax.Array | None = None,
     noise: Literal["sampled", "abducted"] = "sampled",
     prob: float = 0.9,
+    extrapolate: bool = False,
 ) -> Recommendation:
     """Choose the treatment value that maximises the interventional mean of the outcome.
 
@@ -68,6 +77,9 @@ def recommend(
         key: PRNG key for the noise (default: derived from the fit's key).
         noise: ``"sampled"`` or ``"abducted"``.
         prob: Credible-interval level.
+        extrapolate: Accept candidates outside the range of the fitted data without a
+            warning (by default each emits an ``ExtrapolationWarning``: the model has not
+            seen them, see :func:`hgcnet_jax.causal.ate`).
 
     Returns:
         A :class:`Recommendation`.
@@ -82,7 +94,7 @@ def recommend(
         raise ValueError(f"candidates contains duplicates: {cands}")
     prob = _check_prob(prob)
     values = cands + ([current] if current is not None else [])
-    zs = [_treat(fit, treatment, v) for v in values]
+    zs = [_treat(fit, treatment, v, extrapolate=extrapolate) for v in values]
     k = _query_key(fit, key)
     res = abduct(fit) if noise == "abducted" else None
     means = np.stack(
