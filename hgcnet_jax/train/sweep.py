@@ -33,7 +33,10 @@ progress bar advances and checkpoints are written.
 
 Divergence: a replica whose minibatch loss or updated parameters are not finite
 is frozen at its last finite parameters, flagged ``diverged`` with the step, and
-keeps being evaluated; the other replicas of its bucket are unaffected.
+keeps being evaluated; the other replicas of its bucket are unaffected. A replica
+whose steps stay finite but whose final evaluated loss (train, validation or test)
+is NaN or inf (parameters so large that the full-batch loss overflows) is flagged
+``diverged`` too, at the first evaluation of that final non-finite stretch.
 
 Randomness: run ``r`` with seed ``s`` uses ``k = fold_in(key, s)``: its initial
 parameters come from ``fold_in(k, 0)``, the permutation of epoch ``e`` from
@@ -154,6 +157,18 @@ def _reg_masks(params) -> Any:
         return jnp.array([1.0, 0.0 if is_bias else 1.0, 1.0 if (in_first and not is_bias) else 0.0], jnp.float32)
 
     return jax.tree_util.tree_map_with_path(leaf, params)
+
+
+def _divergence(alive: bool, div_step: int, hist: np.ndarray, steps_at: np.ndarray) -> tuple[bool, int]:
+    """``(diverged, step)`` of one run: a non-finite step (``alive`` false), or a non-finite final eval loss."""
+    if not alive:
+        return True, div_step
+    losses = hist[:, [METRICS.index(k) for k in ("train_loss", "val_loss", "test_loss")]]
+    finite = np.isfinite(losses).all(axis=1)
+    if finite.size == 0 or finite[-1]:
+        return False, -1
+    last_ok = np.flatnonzero(finite)
+    return True, int(steps_at[last_ok[-1] + 1 if last_ok.size else 0])
 
 
 def _tree_all_finite(tree) -> jax.Array:
@@ -579,6 +594,7 @@ def sweep(
                 where[rid] = (b, i)
                 r = runs[rid]
                 last_m = dict(zip(METRICS, hist[-1, i].tolist()))
+                diverged, diverged_step = _divergence(bool(alive[i]), int(div_step[i]), hist[:, i], steps_at)
                 rows.append(
                     {
                         "run_id": rid,
@@ -588,8 +604,8 @@ def sweep(
                         "steps": plan.total_steps,
                         "epochs": plan.total_steps / plan.steps_per_epoch,
                         **last_m,
-                        "diverged": bool(not alive[i]),
-                        "diverged_step": int(div_step[i]),
+                        "diverged": diverged,
+                        "diverged_step": diverged_step,
                         "wall_time_s": wall / R,
                         "bucket_wall_time_s": wall,
                     }
