@@ -153,33 +153,24 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace):
     """Resolve preset, config file, flags and ``--set`` into a validated :class:`StudyConfig`.
 
+    The precedence is the documented one, later wins: preset < ``--config`` < flags <
+    ``--set`` (:func:`hgcnet_jax.config.resolve`): a file overrides only the fields it
+    sets, so ``--preset tiny --config f.toml`` keeps the file's epochs and the preset's
+    other fields.
+
     Raises:
         ConfigError: naming the first invalid field.
         FileNotFoundError: the config file does not exist.
     """
     from hgcnet_jax import config as C
 
-    file_cfg = C.load_config(args.config).to_dict() if args.config else None
-    dataset = args.dataset or (file_cfg["data"]["name"] if file_cfg else C.DataConfig().name)
-    for k, v in args.sets:
-        if k == "data.name":
-            dataset = v
-    preset = args.preset
-    if preset == "auto":
-        preset = "quick" if dataset in C.EMBEDDED_DATASETS else "paper"
-    updates: dict[str, Any] = {}
-    if file_cfg is None:
-        updates.update(C.preset(preset, dataset))
-        base = C.StudyConfig()
-    else:
-        base = C.StudyConfig.from_dict(file_cfg)
-        if args.preset != "auto":
-            updates.update(C.preset(preset, dataset))
+    file = C.read_config_file(args.config) if args.config else None
     flag_map = {
         "dataset": "data.name", "model": "model.name", "data_root": "data.root", "split": "data.split",
         "batch_sizes": "train.batch_sizes", "seeds": "train.seeds", "epochs": "train.epochs", "lr": "train.lr",
         "optimizer": "train.optimizer", "current_batch_size": "current_batch_size", "seed": "seed",
     }
+    updates: dict[str, Any] = {}
     for attr, field in flag_map.items():
         value = getattr(args, attr)
         if value is not None:
@@ -187,8 +178,9 @@ def config_from_args(args: argparse.Namespace):
     if args.data_root:
         updates["data.root"] = str(Path(args.data_root).expanduser())
     for k, v in args.sets:
+        updates.pop(k, None)  # a later --set of a flag's field wins, and keeps its place last
         updates[k] = v
-    return base.override(updates)
+    return C.resolve(args.preset, file, updates)
 
 
 def _run_study(args: argparse.Namespace) -> int:

@@ -66,6 +66,8 @@ __all__ = [
     "PAPER_BATCH_SIZES",
     "PAPER_SEEDS",
     "load_config",
+    "read_config_file",
+    "resolve",
     "preset",
 ]
 
@@ -442,20 +444,7 @@ class StudyConfig:
         Raises:
             ConfigError: for an unknown name or an invalid value.
         """
-        tree = self.to_dict()
-        for dotted, value in updates.items():
-            parts = dotted.split(".")
-            node = tree
-            for depth, part in enumerate(parts[:-1]):
-                if part not in node or not isinstance(node[part], dict):
-                    raise ConfigError(dotted, "unknown configuration field")
-                node = node[part]
-            last = parts[-1]
-            is_options = len(parts) >= 3 and parts[-2] == "options"
-            if last not in node and not is_options:
-                raise ConfigError(dotted, "unknown configuration field" + _suggest(last, node))
-            node[last] = value
-        return StudyConfig.from_dict(tree)
+        return StudyConfig.from_dict(_apply_dotted(self.to_dict(), updates))
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical JSON of the config: equal configs, equal fingerprints.
@@ -489,6 +478,34 @@ class StudyConfig:
     def diff(self, other: StudyConfig) -> list[str]:
         """Dotted names of the fields whose values differ between two configs."""
         return _diff(self.to_dict(), other.to_dict(), "")
+
+
+def _apply_dotted(tree: dict[str, Any], updates: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted-name fields of a config tree in place (``{"train.epochs": 5}``); returns the tree."""
+    for dotted, value in updates.items():
+        parts = dotted.split(".")
+        node = tree
+        for part in parts[:-1]:
+            if part not in node or not isinstance(node[part], dict):
+                raise ConfigError(dotted, "unknown configuration field")
+            node = node[part]
+        last = parts[-1]
+        is_options = len(parts) >= 3 and parts[-2] == "options"
+        if last not in node and not is_options:
+            raise ConfigError(dotted, "unknown configuration field" + _suggest(last, node))
+        node[last] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """``layer`` over ``base``, table by table: a table merges key by key, any other value replaces."""
+    out = dict(base)
+    for k, v in layer.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(dict(out[k]), v)
+        else:
+            out[k] = v
+    return out
 
 
 def _diff(a: Any, b: Any, prefix: str) -> list[str]:
@@ -533,11 +550,22 @@ def _reject_unknown(prefix: str, mapping: Mapping[str, Any], known: set[str]) ->
 def load_config(path: str | os.PathLike) -> StudyConfig:
     """Read a study config from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file.
 
-    YAML is parsed with ``yaml.safe_load`` (no arbitrary objects).
+    YAML is parsed with ``yaml.safe_load`` (no arbitrary objects). Fields the file does
+    not set take their defaults (to layer a file over a preset, see :func:`resolve`).
 
     Raises:
         FileNotFoundError: the file does not exist.
         ConfigError: the file cannot be parsed (field ``<file>``) or a value is invalid.
+    """
+    return StudyConfig.from_dict(read_config_file(path))
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The fields a TOML or YAML config file sets, as a nested mapping (not yet validated).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ConfigError: the file cannot be parsed (field ``<file>``) or is not a table.
     """
     path = Path(path)
     if not path.is_file():
@@ -560,7 +588,51 @@ def load_config(path: str | os.PathLike) -> StudyConfig:
             mapping = {}
     else:
         raise ConfigError("<file>", f"{path}: unknown config format {suffix!r}; use .toml, .yaml or .yml")
-    return StudyConfig.from_dict(mapping)
+    if not isinstance(mapping, Mapping):
+        raise ConfigError("<file>", f"{path}: a configuration must be a table/mapping, got {type(mapping).__name__}")
+    return dict(mapping)
+
+
+def resolve(
+    preset_name: str | None = None,
+    file: Mapping[str, Any] | None = None,
+    updates: Mapping[str, Any] | None = None,
+) -> StudyConfig:
+    """Layer the sources of a config, later wins: defaults < preset < file < dotted updates.
+
+    This is the documented precedence of ``hgcnet study`` (preset < ``--config`` < flags <
+    ``--set``; flags and ``--set`` are both dotted ``updates``, ``--set`` last). A file only
+    overrides the fields it sets: a preset's batch sizes survive a file that sets only the
+    epochs, and tables (``data.options`` …) merge key by key. The preset is chosen for the
+    dataset the layers above it name (``data.name``). The result is validated once, so
+    fields that depend on each other (``current_batch_size`` and ``train.batch_sizes``) may
+    come from different layers.
+
+    Args:
+        preset_name: ``"tiny"``, ``"quick"``, ``"paper"``, ``"auto"`` (quick for the embedded
+            datasets, paper otherwise) or ``None`` (none).
+        file: the mapping of a config file (:func:`read_config_file`).
+        updates: dotted-name updates, applied in order (``{"train.epochs": 5}``).
+
+    Raises:
+        ConfigError: naming the first invalid field.
+    """
+    file = dict(file or {})
+    updates = dict(updates or {})
+    data = file.get("data")
+    dataset = updates.get("data.name", data.get("name") if isinstance(data, Mapping) else None) or DataConfig().name
+    tree = StudyConfig().to_dict()
+    if preset_name == "auto":
+        preset_name = "quick" if dataset in EMBEDDED_DATASETS else "paper"
+    if preset_name is not None:
+        tree = _apply_dotted(tree, preset(preset_name, dataset if isinstance(dataset, str) else DataConfig().name))
+    top = {f.name for f in dataclasses.fields(StudyConfig)}
+    _reject_unknown("", file, top)
+    for key in _SECTIONS:
+        if key in file and not isinstance(file[key], Mapping):
+            raise ConfigError(key, f"must be a table/mapping, got {file[key]!r}")
+    tree = _merge(tree, file)
+    return StudyConfig.from_dict(_apply_dotted(tree, updates))
 
 
 _PLANETOID = ("cora", "citeseer", "pubmed")
