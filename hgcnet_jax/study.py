@@ -568,8 +568,8 @@ def run(
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         reuse("causal", summary_path)
     else:
-        # Fits and effects form one phase: a Fit cannot be rebuilt from its netCDF posterior,
-        # so the posteriors and the summary are written together when both are complete.
+        # Fits and effects form one phase, written together when both are complete: summary.json
+        # marks the phase done. (A Fit can be rebuilt from its netCDF posterior: StudyResult.fit.)
         table, notes = fit_table(runs, config)
         bar = _causal_bar(config, progress)
         try:
