@@ -61,14 +61,20 @@ A fit that stops before its tolerance emits :class:`LassoConvergenceWarning`.
   solutions on ill-scaled problems, which its certificate then reports.
 * ``"auto"`` — ``"ws"`` for concrete inputs; under ``jit``/``vmap`` ``"cd"`` when
   :math:`p \le 4096`, else ``"fista"``.
+
+A solver's own options travel with it, in the manner of optax's aliases: ``solver=``
+takes a name (the solver with its defaults) or an options value —
+:class:`WorkingSet`, :class:`CoordinateDescent`, :class:`Fista`, :class:`TruncatedSGD`
+— e.g. ``lasso(X, y, a, solver=TruncatedSGD(eta0=0.05))``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from functools import partial
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -78,6 +84,10 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 __all__ = [
     "LassoResult",
     "LassoPath",
+    "WorkingSet",
+    "CoordinateDescent",
+    "Fista",
+    "TruncatedSGD",
     "LassoConvergenceWarning",
     "LassoPrecisionWarning",
     "STATUSES",
@@ -102,6 +112,124 @@ STATUS_CONVERGED, STATUS_MAX_ITER, STATUS_PRECISION = 0, 1, 2
 STATUSES = ("converged", "max_iter", "precision")
 _PATIENCE = 10          # checks without a new lowest gap before a floor is declared
 _FLOOR_EPS = 64.0       # the floor is max(_FLOOR_EPS, sqrt(p)) * eps * ||y||^2 / n
+
+
+# ---------------------------------------------------------------------------
+# Solver options (one frozen value per solver; the name alone means its defaults)
+# ---------------------------------------------------------------------------
+
+
+def _positive_int(obj, field: str) -> None:
+    v = getattr(obj, field)
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{type(obj).__name__}.{field}: must be a positive int, got {v!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkingSet:
+    """Options of ``solver="ws"`` (working sets with Gap Safe screening; module docstring).
+
+    Attributes:
+        max_iter: coordinate epochs summed over the inner solves.
+        ws_start: the first working set's size (rounded up to a power of two).
+        max_outer: outer (working-set) steps.
+        inner_ratio: an inner solve stops at ``inner_ratio`` times the current full gap.
+    """
+
+    max_iter: int = 10_000
+    ws_start: int = 256
+    max_outer: int = 50
+    inner_ratio: float = 0.02
+    name: ClassVar[str] = "ws"
+
+    def __post_init__(self):
+        for f in ("max_iter", "ws_start", "max_outer"):
+            _positive_int(self, f)
+        if not 0.0 < self.inner_ratio < 1.0:
+            raise ValueError(f"WorkingSet.inner_ratio: must be in (0, 1), got {self.inner_ratio!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CoordinateDescent:
+    """Options of ``solver="cd"`` (covariance-form coordinate descent).
+
+    Attributes:
+        max_iter: epochs.
+    """
+
+    max_iter: int = 1000
+    name: ClassVar[str] = "cd"
+
+    def __post_init__(self):
+        _positive_int(self, "max_iter")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fista:
+    """Options of ``solver="fista"`` (accelerated proximal gradient with restart).
+
+    Attributes:
+        max_iter: iterations.
+        check_every: iterations between duality-gap certificates.
+    """
+
+    max_iter: int = 20_000
+    check_every: int = 10
+    name: ClassVar[str] = "fista"
+
+    def __post_init__(self):
+        _positive_int(self, "max_iter")
+        _positive_int(self, "check_every")
+
+
+@dataclasses.dataclass(frozen=True)
+class TruncatedSGD:
+    """Options of ``solver="sgd"``: scikit-learn's ``SGDRegressor(penalty='l1')`` schedule.
+
+    Attributes:
+        max_iter: epochs.
+        eta0, power_t: the step ``eta_t = eta0 / t**power_t``.
+        n_iter_no_change, sgd_tol: stop after ``n_iter_no_change`` epochs whose loss did
+            not fall by ``sgd_tol * n`` (the solver's own rule; ``tol`` of :func:`lasso`
+            only decides the certificate).
+    """
+
+    max_iter: int = 1000
+    eta0: float = 1e-2
+    power_t: float = 0.25
+    n_iter_no_change: int = 2
+    sgd_tol: float = 1e-4
+    name: ClassVar[str] = "sgd"
+
+    def __post_init__(self):
+        _positive_int(self, "max_iter")
+        _positive_int(self, "n_iter_no_change")
+        for f in ("eta0", "power_t", "sgd_tol"):
+            v = getattr(self, f)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"TruncatedSGD.{f}: must be a finite number >= 0, got {v!r}")
+
+
+_OPTIONS = {c.name: c for c in (WorkingSet, CoordinateDescent, Fista, TruncatedSGD)}
+
+
+def _solver_options(solver, max_iter: int | None, traced: bool, p: int):
+    """``(name, options)`` for ``solver=`` (a name or an options value); ``max_iter`` overrides."""
+    if isinstance(solver, str):
+        if solver not in SOLVERS:
+            raise ValueError(f"lasso: solver must be one of {SOLVERS} or an options value "
+                             f"({', '.join(c.__name__ for c in _OPTIONS.values())}), got {solver!r}")
+        if solver == "auto":
+            solver = ("cd" if p <= 4096 else "fista") if traced else "ws"
+        opts = _OPTIONS[solver]()
+    elif isinstance(solver, tuple(_OPTIONS.values())):
+        opts = solver
+    else:
+        raise ValueError(f"lasso: solver must be one of {SOLVERS} or an options value "
+                         f"({', '.join(c.__name__ for c in _OPTIONS.values())}), got {solver!r}")
+    if max_iter is not None:
+        opts = dataclasses.replace(opts, max_iter=max_iter)
+    return opts.name, opts
 
 
 class LassoConvergenceWarning(UserWarning):
@@ -852,15 +980,11 @@ def lasso(
     y: Float[ArrayLike, " n"],
     alpha: ArrayLike,
     *,
-    solver: str = "auto",
+    solver: str | WorkingSet | CoordinateDescent | Fista | TruncatedSGD = "auto",
     coef_init: Float[ArrayLike, " p"] | None = None,
     tol: float = 1e-4,
     max_iter: int | None = None,
     key: Array | None = None,
-    eta0: float = 1e-2,
-    power_t: float = 0.25,
-    n_iter_no_change: int = 2,
-    sgd_tol: float = 1e-4,
     warn: bool = True,
 ) -> LassoResult:
     r"""Fit scikit-learn's Lasso objective :math:`\lVert y-Xw\rVert^2/(2n) + \alpha\lVert w\rVert_1` (no intercept).
@@ -870,16 +994,16 @@ def lasso(
         y: targets ``(n,)``.
         alpha: L1 penalty (``>= 0``); scale-dependent — see :func:`alpha_max` and
             :func:`alpha_for_sparsity` for scale-free choices.
-        solver: ``"auto"``, ``"ws"``, ``"cd"``, ``"fista"`` or ``"sgd"`` (module docstring).
+        solver: ``"auto"``, ``"ws"``, ``"cd"``, ``"fista"`` or ``"sgd"`` (module
+            docstring), or a solver's options value (:class:`WorkingSet`,
+            :class:`CoordinateDescent`, :class:`Fista`, :class:`TruncatedSGD`).
         coef_init: warm start, ``(p,)``.
         tol: converged when ``gap <= tol * ||y||^2 / n`` (scikit-learn's rule). For
-            ``"sgd"`` the solver's own stopping rule uses ``sgd_tol``; ``tol`` only
-            decides the certificate.
-        max_iter: maximum epochs (cd, ws, sgd) or iterations (fista). Defaults:
-            1000 (cd, sgd), 10000 (ws), 20000 (fista).
+            ``"sgd"`` the solver's own stopping rule (:class:`TruncatedSGD`) ends it;
+            ``tol`` only decides the certificate.
+        max_iter: overrides the solver's ``max_iter`` — epochs (cd, ws, sgd) or
+            iterations (fista); defaults 1000 (cd, sgd), 10000 (ws), 20000 (fista).
         key: PRNG key for ``"sgd"`` (row shuffling); required there.
-        eta0, power_t, n_iter_no_change, sgd_tol: the truncated-gradient SGD schedule
-            ``eta_t = eta0 / t**power_t`` and stopping rule (the authors' settings).
         warn: emit :class:`LassoConvergenceWarning` when the certificate is not met, and
             :class:`LassoPrecisionWarning` when the dtype cannot certify ``tol`` (the
             message names the dtype and how to compute in float64).
@@ -891,8 +1015,6 @@ def lasso(
         ValueError: on shapes, a negative alpha, an unknown solver, or ``solver="ws"``
             under ``jit`` (its outer loop runs on the host).
     """
-    if solver not in SOLVERS:
-        raise ValueError(f"lasso: solver must be one of {SOLVERS}, got {solver!r}")
     requested64 = _requested_float64(X, y)
     X, y = _check_xy(X, y)
     _check_alpha(alpha)
@@ -902,8 +1024,7 @@ def lasso(
     if w0.shape != (p,):
         raise ValueError(f"lasso: coef_init must have shape ({p},), got {w0.shape}")
     traced = _is_traced(X, y, alpha, w0)
-    if solver == "auto":
-        solver = ("cd" if p <= 4096 else "fista") if traced else "ws"
+    solver, opts = _solver_options(solver, max_iter, traced, p)
     if solver == "ws" and traced:
         raise ValueError("lasso: solver='ws' runs its outer loop on the host and cannot be traced; "
                          "use solver='cd' or 'fista' under jit/vmap")
@@ -914,23 +1035,24 @@ def lasso(
         # on (X, y) — which rounds differently from the Gram's — meets the tolerance too.
         G = X.T @ X
         inner = lasso_gram(G, X.T @ y, jnp.dot(y, y), n, alpha_a, coef_init=w0, tol=0.5 * tol,
-                           max_iter=1000 if max_iter is None else max_iter, warn=False)
+                           max_iter=opts.max_iter, warn=False)
         obj, gap = lasso_duality_gap(X, y, inner.coef, alpha_a)
         # Reaching the inner tolerance or the floor without meeting the outer one is rounding.
         stalled = inner.status != STATUS_MAX_ITER
         res = LassoResult(inner.coef, obj, gap, inner.n_iter, gap <= tol_abs, _status(gap, tol_abs, stalled))
     elif solver == "fista":
-        w, it, obj, gap, stalled = _fista(X, y, w0, alpha_a, tol_abs, 20000 if max_iter is None else max_iter)
+        w, it, obj, gap, stalled = _fista(X, y, w0, alpha_a, tol_abs, opts.max_iter, opts.check_every)
         res = LassoResult(w, obj, gap, it, gap <= tol_abs, _status(gap, tol_abs, stalled))
     elif solver == "sgd":
         if key is None:
             raise ValueError("lasso: solver='sgd' shuffles rows and needs key=jax.random.key(...)")
-        w, ep = _sgd_truncated(X, y, w0, alpha_a, key, jnp.asarray(eta0, dt), jnp.asarray(power_t, dt),
-                               jnp.asarray(sgd_tol, dt), 1000 if max_iter is None else max_iter, n_iter_no_change)
+        w, ep = _sgd_truncated(X, y, w0, alpha_a, key, jnp.asarray(opts.eta0, dt), jnp.asarray(opts.power_t, dt),
+                               jnp.asarray(opts.sgd_tol, dt), opts.max_iter, opts.n_iter_no_change)
         obj, gap = lasso_duality_gap(X, y, w, alpha_a)
         res = LassoResult(w, obj, gap, ep, gap <= tol_abs, _status(gap, tol_abs, jnp.asarray(False)))
     else:  # ws
-        w, obj, gap, ep, status = _lasso_ws(X, y, w0, alpha_a, tol_abs, 10000 if max_iter is None else max_iter)
+        w, obj, gap, ep, status = _lasso_ws(X, y, w0, alpha_a, tol_abs, opts.max_iter, ws_start=opts.ws_start,
+                                            max_outer=opts.max_outer, inner_ratio=opts.inner_ratio)
         res = LassoResult(w, jnp.asarray(obj, dt), jnp.asarray(gap, dt), jnp.asarray(ep, jnp.int32),
                           jnp.asarray(status == STATUS_CONVERGED), jnp.asarray(status, jnp.int32))
     _maybe_warn(res, tol_abs, solver, warn, tol=tol, requested64=requested64)
@@ -944,7 +1066,7 @@ def lasso_path(
     *,
     n_alphas: int = 20,
     eps: float = 1e-3,
-    solver: str = "auto",
+    solver: str | WorkingSet | CoordinateDescent | Fista | TruncatedSGD = "auto",
     tol: float = 1e-4,
     max_iter: int | None = None,
     warn: bool = True,
@@ -992,7 +1114,7 @@ def alpha_for_sparsity(
     y: Float[ArrayLike, " n"],
     nnz: int,
     *,
-    solver: str = "auto",
+    solver: str | WorkingSet | CoordinateDescent | Fista | TruncatedSGD = "auto",
     tol: float = 1e-4,
     n_bisect: int = 30,
     warn: bool = False,

@@ -176,3 +176,22 @@ def test_path_warm_starts_and_alpha_for_sparsity():
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         L.lasso(**kwargs)
+
+
+def test_solver_options_travel_with_the_solver():
+    """An options value is the named solver with those options; a bad option names its field."""
+    X, y = (a.astype(np.float32) for a in _problem(40, 80, 4, seed=8))
+    a = 0.1 * float(L.alpha_max(X, y))
+    by_name = L.lasso(X, y, a, solver="fista", tol=1e-5, warn=False)
+    by_value = L.lasso(X, y, a, solver=L.Fista(), tol=1e-5, warn=False)
+    np.testing.assert_array_equal(np.asarray(by_name.coef), np.asarray(by_value.coef))
+    short = L.lasso(X, y, a, solver=L.Fista(max_iter=20, check_every=5), tol=1e-12, warn=False)
+    assert int(short.n_iter) == 20
+    sgd = L.lasso(X, y, a, solver=L.TruncatedSGD(eta0=5e-3, max_iter=3), key=jax.random.key(0), warn=False)
+    assert int(sgd.n_iter) <= 3
+    with pytest.raises(ValueError, match=r"WorkingSet\.inner_ratio"):
+        L.WorkingSet(inner_ratio=2.0)
+    with pytest.raises(ValueError, match=r"TruncatedSGD\.eta0"):
+        L.TruncatedSGD(eta0=float("nan"))
+    with pytest.raises(ValueError, match="options value"):
+        L.lasso(X, y, a, solver=object())
