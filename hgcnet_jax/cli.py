@@ -37,8 +37,12 @@ GCN; a few minutes on a laptop CPU). The paper's setting:
 
     hgcnet study --dataset cora --model gcn
 
-Re-running the same command resumes: finished phases are read back from the
-output folder. A changed config is refused unless you pass --overwrite.
+Every check that needs no training runs first (the config, the dataset and
+model, the mediator columns, enough runs for the causal fit and each refuter);
+--dry-run runs only these. Re-running the same command resumes: finished phases
+are read back from the output folder, also after a failed phase (its report.html
+says which phase failed and why). A changed config is refused unless you pass
+--overwrite.
 """
 
 _STUDY_EPILOG = """\
@@ -50,16 +54,24 @@ presets:
   quick   the embedded demo: B in {16,32,64,128,256} x 4 seeds, few epochs (default for csbm/digits)
   paper   the paper's grid: B in {16,...,512} x 10 seeds (default for every other dataset)
 
+size of the grid: the causal fit needs at least 10 runs (batch sizes x seeds) that
+trained without diverging, and the data_subset refuter, which refits on 80 % of
+them, needs 12; both are checked before training.
+
 examples:
   hgcnet study                                   # offline demo, report in ./hgcnet-out/study-csbm-gcn/
+  hgcnet study --preset tiny --out smoke         # a smoke test of the whole pipeline
   hgcnet study --dataset cora --model gcn        # the paper's setting on Cora
-  hgcnet study --batch-sizes 16,64,256 --seeds 3 --epochs 10
+  hgcnet study --dataset cora --model gcn --dry-run   # check config, data and grid; train nothing
+  hgcnet study --batch-sizes 16,64,256 --seeds 4 --epochs 10
   hgcnet study --config study.toml --out runs/exp1
-  hgcnet study --set causal.num_samples=1000 --set model.options.hidden=32
+  hgcnet study --set causal.num_samples=2000 --set model.options.hidden=32
   hgcnet study --print-config > study.toml       # write the resolved config, edit, reuse
 
 output folder (--out): report.html (open it in a browser), summary.json,
-runs.parquet, posterior_hypergraph.nc, posterior_pairwise.nc, plots/*.png|svg.
+sweep.parquet, runs.parquet, posterior_hypergraph.nc, posterior_pairwise.nc,
+plots/*.png|svg, phases.json. A failed phase keeps everything finished before it
+and its report.html says which phase failed and why.
 """
 
 
@@ -68,6 +80,10 @@ class _UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("allow_abbrev", False)  # --epoch must not silently mean --epochs
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # argparse's own errors: same format, status 2
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -140,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-q", "--quiet", action="store_true",
                    help="nothing on stderr but errors: no progress bars and no phase log")
     g.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    g.add_argument("--dry-run", action="store_true",
+                   help="run every check that needs no training (config, dataset, model, mediator columns, "
+                   "enough runs), print the plan and exit; writes nothing")
 
     sub.add_parser("prune", help="Granger-causal pruning against magnitude pruning (see 'hgcnet prune --help')",
                    add_help=False)
@@ -191,12 +210,41 @@ def _run_study(args: argparse.Namespace) -> int:
     from hgcnet_jax import study
 
     out = Path(args.out) if args.out else study.default_out(config)
+    if args.dry_run:
+        return _dry_run(config, out)
     quiet = {"progress": False, "log": None} if args.quiet else {"progress": not args.no_progress}
     result = study.run(config, out=out, overwrite=args.overwrite, **quiet)
     rec = result.summary["recommendation"]
     print(f"report: {result.report.resolve()}")
-    print(f"recommended batch size: {rec['best_batch_size']} "
-          f"(P(beats B={rec['current_batch_size']}) = {rec['prob_beats_current']:.3f})")
+    best, cur = rec["best_batch_size"], rec["current_batch_size"]
+    if best == cur:
+        p_best = rec.get("p_best")
+        extra = f"; P(it is the best) = {p_best:.3f}" if p_best is not None else ""
+        print(f"recommended batch size: {best} (the current one: keep it{extra})")
+    else:
+        print(f"recommended batch size: {best} (P(beats the current B={cur}) = {rec['prob_beats_current']:.3f})")
+    return 0
+
+
+def _dry_run(config, out: Path) -> int:
+    """``--dry-run``: :func:`hgcnet_jax.study.validate` and the state of ``out``; nothing is written."""
+    from hgcnet_jax import study
+
+    plan = study.validate(config)
+    need = ", ".join(f"{k} {v}" for k, v in plan["minimum_runs"].items())
+    print(f"config OK: {config.model.name} on {config.data.name} ({plan['train_examples']} training examples); "
+          f"{plan['runs']} runs = batch sizes {plan['batch_sizes']} x {plan['seeds']} seeds, {plan['epochs']} epochs "
+          f"each; usable runs needed: {need}")
+    saved = study._read_json(out / "config.json") if out.is_dir() else None
+    if out.exists() and not out.is_dir():
+        state = "is a file, not a folder: the study would be refused"
+    elif saved is None:
+        state = "new" if not out.exists() else "usable"
+    elif saved.get("fingerprint") == config.fingerprint():
+        state = "holds this study: it would resume"
+    else:
+        state = "holds a study of another config: it would be refused without --overwrite"
+    print(f"output folder {str(out)!r}: {state}; nothing was written (--dry-run)")
     return 0
 
 
@@ -227,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["study", *argv]
     from hgcnet_jax.config import ConfigError
-    from hgcnet_jax.study import StudyFolderError
+    from hgcnet_jax.study import StudyFolderError, StudyPhaseError
 
     if argv[0] == "prune":  # its own parser and help (hgcnet_jax.prune.cli)
         try:
@@ -244,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, StudyFolderError, PermissionError, FileNotFoundError, _UsageError) as e:
         print(f"hgcnet: error: {e}", file=sys.stderr)
         return 2
+    except StudyPhaseError as e:  # a late phase failed; its report.html says so, a re-run resumes
+        print(f"hgcnet: error: {e}", file=sys.stderr)
+        return 2 if e.user_error else 1
     except KeyboardInterrupt:
         print("hgcnet: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

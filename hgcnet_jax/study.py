@@ -9,27 +9,41 @@ Pipeline (each arrow is a call into the module that owns the step):
       ─► report (plots/*.png|svg, report.html)
 
 Everything lands in one output folder, one file per finished phase, each
-written atomically (a temporary file renamed over the target) only when the
-phase is complete:
+written atomically (a temporary file renamed over the target) as soon as the
+phase is complete, with the permissions the umask gives a new file:
 
 ============================  =====================================================
 ``config.json``               the config and its fingerprint (written once)
 ``checkpoints/sweep/``        the sweep engine's checkpoints (a killed sweep resumes)
-``runs.parquet``              one row per run: the sweep's table plus N, S, C columns
+``sweep.parquet``             one row per run: the sweep's table (losses, accuracies, ``diverged``)
+``runs.parquet``              the same rows plus the N, S, C columns
 ``posterior_hypergraph.nc``   ArviZ netCDF posterior of the hypergraph SCM
 ``posterior_pairwise.nc``     ArviZ netCDF posterior of its pairwise twin
 ``summary.json``              every number of the report (see :func:`summarise`)
 ``plots/<name>.png|svg``      the figures
 ``report.html``               one self-contained page (figures inlined)
-``phases.json``               when and how long each phase ran
+``phases.json``               when and how long each phase ran (and which one failed)
 ============================  =====================================================
 
+Every check that can fail on the config alone runs before any training
+(:func:`validate`): the dataset and model, the batch sizes against the training
+split, the mediator columns, and the number of runs against what the causal fit
+and each refuter need (:func:`minimum_runs`). A study that fails later (every run
+diverged, too few usable runs, an error in a phase) keeps every finished file,
+records the failure in ``phases.json``, writes a ``report.html`` that says which
+phase failed and why and what is already there, and raises
+:class:`StudyPhaseError`.
+
 Re-running with the same config resumes: every finished phase is loaded, not
-recomputed, and the log says so ("runs: resumed from …"). A folder that holds a
-study of a *different* config is refused (the error lists the changed fields)
-unless ``overwrite=True``, which deletes the previous study's files first.
-Recomputing a phase deletes the files of the phases after it, so the folder
+recomputed, and the log says so ("sweep: resumed from …"); after a failure in the
+effects the causal fits are rebuilt from their posteriors instead of refitted. A
+folder that holds a study of a *different* config is refused (the error lists the
+changed fields) unless ``overwrite=True``, which deletes the previous study's files
+first. Recomputing a phase deletes the files of the phases after it, so the folder
 never mixes results of two computations.
+
+Progress bars and the log never change a number or the memory use: the mediators
+are measured in the same groups of runs with and without them.
 
 Example::
 
@@ -44,11 +58,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import difflib
+import html
 import json
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -61,11 +76,13 @@ import pandas as pd
 from hgcnet_jax import _io
 from hgcnet_jax.config import ConfigError, StudyConfig
 
-__all__ = ["run", "StudyResult", "StudyFolderError", "ARTIFACTS", "default_out", "load_result", "load"]
+__all__ = ["run", "validate", "minimum_runs", "StudyResult", "StudyFolderError", "StudyPhaseError", "ARTIFACTS",
+           "default_out", "load_result", "load"]
 
 #: Files of a study folder, in phase order.
 ARTIFACTS = (
     "config.json",
+    "sweep.parquet",
     "runs.parquet",
     "posterior_hypergraph.nc",
     "posterior_pairwise.nc",
@@ -79,6 +96,25 @@ _FORMAT = 1
 
 class StudyFolderError(RuntimeError):
     """The output folder holds another study (a different config) or foreign study files."""
+
+
+class StudyPhaseError(RuntimeError):
+    """A phase of a study failed after training started; the finished phases were kept.
+
+    Attributes:
+        phase: ``"sweep"``, ``"mediators"``, ``"causal fits"``, ``"effects"`` or ``"report"``.
+        reason: what went wrong (the cause's message).
+        out: the output folder; its ``report.html`` says which phase failed and what is there.
+        user_error: the cause is the config (e.g. every run diverged at its learning rate),
+            not a bug or a resource limit.
+    """
+
+    def __init__(self, phase: str, reason: str, out: Path, *, user_error: bool = False):
+        self.phase, self.reason, self.out, self.user_error = phase, reason, Path(out), user_error
+        super().__init__(
+            f"the {phase} phase failed: {reason}. Everything finished before it is kept in {str(self.out)!r} "
+            f"(report.html says what is there); fix the cause and re-run the same command to resume"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,31 +253,13 @@ def _drop_after(out: Path, artifact: str) -> None:
         _remove(out / "plots")
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path next to ``path`` that is renamed over it on success.
-
-    For writers that need a file name rather than a file object (netCDF via
-    h5netcdf); the same guarantee as :func:`hgcnet_jax._io.atomic_write`.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     with _io.atomic_write(path, "wb") as f:
         df.to_parquet(f, index=False)
 
 
 def _write_netcdf(idata, path: Path) -> None:
-    with _atomic_path(path) as tmp:
+    with _io.atomic_path(path) as tmp:
         idata.to_netcdf(str(tmp))
 
 
@@ -260,6 +278,14 @@ class _Phases:
         for n in names:
             self.data.pop(n, None)
         _io.write_json(self.path, self.data)
+
+    def fail(self, phase: str, error: BaseException) -> None:
+        self.data["failed"] = {"phase": phase, "error": str(error), "type": type(error).__name__, "when": _now()}
+        _io.write_json(self.path, self.data)
+
+    @property
+    def failed(self) -> dict[str, Any] | None:
+        return self.data.get("failed")
 
 
 # ============================================================================ phases
@@ -315,10 +341,10 @@ def _interventions(config: StudyConfig):
         raise ConfigError("train", str(e)) from None
 
 
-def _phase_runs(config: StudyConfig, out: Path, task, *, progress: bool, log: Callable[[str], None]) -> tuple[pd.DataFrame, float, float]:
+def _phase_sweep(config: StudyConfig, out: Path, task, *, progress: bool, log: Callable[[str], None]):
+    """Train every run (``train.sweep``, checkpointed: a re-run resumes); returns ``(SweepResult, seconds)``."""
     import jax
 
-    from hgcnet_jax import mediators as _mediators
     from hgcnet_jax import train as _train
 
     interventions, budget = _interventions(config)
@@ -327,32 +353,132 @@ def _phase_runs(config: StudyConfig, out: Path, task, *, progress: bool, log: Ca
     t0 = time.perf_counter()
     result = _train.sweep(task, interventions, budget, key=jax.random.key(config.seed),
                           checkpoint_dir=out / "checkpoints" / "sweep", progress=progress)
-    t_sweep = time.perf_counter() - t0
-    log(f"sweep: done in {t_sweep:.1f} s; measuring mediators (N, S, C) on every run")
-    t0 = time.perf_counter()
+    return result, time.perf_counter() - t0
+
+
+def _runs_per_call(config: StudyConfig, num_runs: int) -> int:
+    """Runs per compiled call of the mediator measurement: ``mediators.options.runs_per_call``, else
+    ``ceil(runs / _MEASURE_GROUPS)``.
+
+    It never depends on the progress bar or the log: the grouping sets the peak memory
+    (one group's parameters, Hessian-vector products and Lanczos bases are live at once)
+    and, through XLA's batched float arithmetic, the last digits of the values.
+    """
+    rpc = dict(config.mediators.options).get("runs_per_call")
+    return int(rpc) if rpc is not None else max(1, -(-num_runs // _MEASURE_GROUPS))
+
+
+def _phase_mediators(config: StudyConfig, task, result, *, progress: bool, log: Callable[[str], None]):
+    """Measure N, S, C on every run (``mediators.measure``); returns ``(table, seconds, runs_per_call)``."""
+    from hgcnet_jax import mediators as _mediators
+
     kw = _measure_kwargs(config)
-    if progress and kw.get("runs_per_call") is None:
-        # A run's values do not depend on the runs measured with it (mediators.measure), so
-        # the bar may split the runs into a few groups and advance after each.
-        kw["runs_per_call"] = -(-len(result.runs) // _MEASURE_GROUPS)
+    kw["runs_per_call"] = _runs_per_call(config, len(result.runs))
+    log(f"mediators: measuring N, S, C on {len(result.runs)} runs, {kw['runs_per_call']} per compiled call")
+    t0 = time.perf_counter()
     table = _mediators.measure(task, result, progress=progress, **kw)
-    t_med = time.perf_counter() - t0
-    m = config.mediators
-    missing = [c for c in (m.noise, m.sharpness, m.complexity, m.outcome) if c not in table.columns]
-    if missing:
-        known = [c for c in table.columns if c.startswith(("noise_", "sharp_", "complexity_"))]
-        field = {m.noise: "mediators.noise", m.sharpness: "mediators.sharpness",
-                 m.complexity: "mediators.complexity"}.get(missing[0], "mediators.outcome")
-        raise ConfigError(field, f"column {missing[0]!r} was not measured; measured columns: {known}")
-    _drop_after(out, "runs.parquet")
-    _write_parquet(table, out / "runs.parquet")
-    log(f"mediators: done in {t_med:.1f} s; wrote {out / 'runs.parquet'}")
-    return table, t_sweep, t_med
+    return table, time.perf_counter() - t0, kw["runs_per_call"]
 
 
-#: With progress bars and no ``mediators.options.runs_per_call``, the mediators are
-#: measured in this many groups of runs, one bar step each.
+#: The mediators are measured in this many groups of runs (one progress step each) unless
+#: ``mediators.options.runs_per_call`` says otherwise; with or without progress bars.
 _MEASURE_GROUPS = 4
+
+
+def minimum_runs(config: StudyConfig) -> dict[str, int]:
+    """The fewest usable runs each part of the causal phase needs: ``{"causal fit": n, "<refuter>": n}``.
+
+    The fit needs ``causal.prepare``'s ``min_rows`` runs; the ``data_subset`` refuter refits
+    on ``causal.refute``'s ``subset_fraction`` of them, so it needs the smallest number of
+    runs whose fraction still reaches that minimum. The other refuters refit on all runs.
+    Both defaults are read from the causal layer's signatures, so they cannot drift apart.
+    """
+    import inspect
+
+    from hgcnet_jax import causal
+
+    fit_min = int(inspect.signature(causal.prepare).parameters["min_rows"].default)
+    need = {"causal fit": fit_min}
+    for name in config.causal.refuters:
+        if name == "data_subset":
+            frac = _subset_fraction()
+            n = fit_min
+            while max(int(round(frac * n)), 2) < fit_min:
+                n += 1
+            need[name] = n
+        else:
+            need[name] = fit_min
+    return need
+
+
+def _subset_fraction() -> float:
+    """The fraction of the runs the ``data_subset`` refuter refits on (``causal.refute``'s default)."""
+    import inspect
+
+    from hgcnet_jax import causal
+
+    return float(inspect.signature(causal.refute).parameters["subset_fraction"].default)
+
+
+def _count_problem(config: StudyConfig, usable: Mapping[int, int], noun: str = "usable runs") -> tuple[str, str] | None:
+    """``(field, what is short)`` when ``usable`` runs per batch size cannot finish the causal phase, else None."""
+    need = minimum_runs(config)
+    n = int(sum(usable.values()))
+    bs = config.train.batch_sizes
+    for b in (bs[0], bs[-1]):  # the ATE and the permutation test contrast the extremes
+        if usable.get(b, 0) < 2:
+            return "train.seeds", (f"the contrast B={bs[0]} vs B={bs[-1]} needs at least 2 {noun} at each end, "
+                                   f"B={b} has {usable.get(b, 0)}")
+    if n < need["causal fit"]:
+        return "train.seeds", f"the causal fit needs at least {need['causal fit']} {noun}, there are {n}"
+    for name, k in need.items():
+        if name != "causal fit" and n < k:
+            frac = f"{_subset_fraction():.0%}" if name == "data_subset" else "all"
+            return "causal.refuters", (f"the {name} refuter refits on {frac} of them and needs at least {k} "
+                                       f"{noun}, there are {n}")
+    return None
+
+
+def _check_columns(config: StudyConfig, kw: Mapping[str, Any]) -> None:
+    """Every mediator column the config names is one ``mediators.measure`` will produce."""
+    from hgcnet_jax import mediators as _mediators
+
+    settings = {k: v for k, v in kw.items() if k != "key"}
+    measured = _mediators.MeasureConfig(**settings).columns
+    m = config.mediators
+    for field, col in (("mediators.noise", m.noise), ("mediators.sharpness", m.sharpness),
+                       ("mediators.complexity", m.complexity)):
+        if col not in measured:
+            hint = difflib.get_close_matches(col, measured, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(field, f"column {col!r} is not measured by mediators.measure{extra}; "
+                                     f"measured columns: {list(measured)}")
+
+
+def validate(config: StudyConfig, *, task: Any = None) -> dict[str, Any]:
+    """Every check of a study that needs no training; raises on the first problem.
+
+    Loads the dataset and binds the model (unless ``task`` is given), checks the batch sizes
+    against the training split, the interventions and ``mediators.options``, that every
+    configured mediator column is one the measurement produces, and that the grid has
+    enough runs for the causal fit and for every refuter (:func:`minimum_runs`). :func:`run`
+    calls it before anything is written; ``hgcnet study --dry-run`` calls it alone.
+
+    Returns:
+        The plan: ``runs``, ``batch_sizes``, ``seeds``, ``epochs``, ``train_examples`` and
+        ``minimum_runs``.
+
+    Raises:
+        ConfigError: naming the field and what to do.
+    """
+    if not isinstance(config, StudyConfig):
+        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
+    t = config.train
+    _validate_without_data(config)
+    task = _build_task(config) if task is None else task
+    interventions, _ = _interventions(config)
+    return {"runs": len(interventions), "batch_sizes": list(t.batch_sizes), "seeds": t.seeds, "epochs": t.epochs,
+            "train_examples": int(np.asarray(task.splits["train"]).shape[0]), "minimum_runs": minimum_runs(config)}
 
 
 def _measure_kwargs(config: StudyConfig) -> dict[str, Any]:
@@ -507,35 +633,56 @@ def run(
         progress: show progress bars (``tqdm.auto``: terminal or notebook): the sweep's steps per
             bucket, the mediator measurement per group of runs, and the causal phase per fit
             and query (a fit is one compiled program: its bar names it and keeps its elapsed
-            time moving, it cannot count NUTS transitions).
+            time moving, it cannot count NUTS transitions). Display only: the results and the
+            memory use are the same without them.
         log: receives one line per phase event (default: stderr; ``None``: silent).
 
     Returns:
         A :class:`StudyResult`.
 
     Raises:
-        ConfigError: an invalid config, dataset, model or mediator setting (naming the field),
-            raised before anything is written.
+        ConfigError: an invalid config, dataset, model or mediator setting, or a grid too small
+            for the causal fit or a refuter (naming the field), raised before anything is
+            written (:func:`validate`).
         PermissionError: ``out`` cannot be written (before any work).
         StudyFolderError: ``out`` holds another study and ``overwrite`` is false.
+        StudyPhaseError: a phase after the start of training failed (every run diverged, too
+            few usable runs, an error inside a phase); everything finished is kept, the
+            failure is in ``phases.json`` and ``report.html``, and a re-run resumes.
     """
     config = StudyConfig() if config is None else config
     if not isinstance(config, StudyConfig):
         raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
     log = log or (lambda msg: None)
     out = Path(out) if out is not None else default_out(config)
+    _validate_without_data(config)  # before anything is written
     created = _first_missing(out)
     resume = _prepare_folder(out, config, overwrite=overwrite)
     phases = _Phases(out)
     resumed: list[str] = []
     timings: dict[str, dict[str, Any]] = {}
+    if phases.failed:
+        f = phases.failed
+        log(f"the previous run failed in the {f['phase']} phase ({f['error']}); resuming after the finished phases")
+        phases.drop("failed")
+        _remove(out / "report.html")  # the failure page (or a half-built report)
+        _remove(out / "plots")
 
-    def reuse(name: str, path: Path) -> None:
-        info = phases.data.get(name, {})
+    def reuse(name: str, path: Path, record: str | None = None) -> None:
+        info = phases.data.get(record or name, {})
         when = f", computed {info['finished']} in {info['seconds']:.1f} s" if "finished" in info else ""
         log(f"{name}: resumed from {path}{when}")
         resumed.append(name)
         timings[name] = {"seconds": info.get("seconds", float("nan")), "source": "resumed"}
+
+    @contextlib.contextmanager
+    def phase(name: str) -> Iterator[None]:
+        try:
+            yield
+        except StudyPhaseError:
+            raise
+        except Exception as e:
+            raise _failed(out, config, phases, name, e, log) from e
 
     runs_path = out / "runs.parquet"
     if resume and runs_path.exists():
@@ -546,8 +693,7 @@ def run(
     else:
         try:  # every check that can fail on the config runs before anything is written
             task = _build_task(config)
-            _interventions(config)
-            _measure_kwargs(config)
+            validate(config, task=task)
         except BaseException:
             if created is not None:
                 shutil.rmtree(created, ignore_errors=True)
@@ -556,42 +702,75 @@ def run(
             _io.write_json(out / "config.json", {"format": _FORMAT, "fingerprint": config.fingerprint(),
                                                  "config": config.to_dict(), "created": _now()})
         log(f"study of {config.model.name} on {config.data.name} → {out}")
-        runs, t_sweep, t_med = _phase_runs(config, out, task, progress=progress, log=log)
-        phases.drop("causal", "report")
-        phases.done("sweep", t_sweep)
-        phases.done("mediators", t_med)
-        timings["sweep"] = {"seconds": t_sweep, "source": "computed"}
-        timings["mediators"] = {"seconds": t_med, "source": "computed"}
+        with phase("sweep"):
+            result, t_sweep = _phase_sweep(config, out, task, progress=progress, log=log)
+            _drop_after(out, "sweep.parquet")
+            phases.drop("mediators", "fits", "causal", "report")
+            _write_parquet(result.runs, out / "sweep.parquet")
+            phases.done("sweep", t_sweep)
+            timings["sweep"] = {"seconds": t_sweep, "source": "computed"}
+            log(f"sweep: done in {t_sweep:.1f} s; wrote {out / 'sweep.parquet'}")
+            _check_trained(config, result.runs)
+        with phase("mediators"):
+            runs, t_med, per_call = _phase_mediators(config, task, result, progress=progress, log=log)
+            m = config.mediators
+            missing = [c for c in (m.noise, m.sharpness, m.complexity, m.outcome) if c not in runs.columns]
+            if missing:  # validate() checked the names; this guards the measurement itself
+                raise RuntimeError(f"mediators.measure did not produce the column(s) {missing}")
+            _write_parquet(runs, runs_path)
+            phases.done("mediators", t_med, runs_per_call=per_call)
+            timings["mediators"] = {"seconds": t_med, "source": "computed"}
+            log(f"mediators: done in {t_med:.1f} s; wrote {runs_path}")
 
     summary_path = out / "summary.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         reuse("causal", summary_path)
     else:
-        # Fits and effects form one phase, written together when both are complete: summary.json
-        # marks the phase done. (A Fit can be rebuilt from its netCDF posterior: StudyResult.fit.)
         table, notes = fit_table(runs, config)
+        with phase("causal fits"):
+            problem = _count_problem(config, table.groupby("batch_size").size().to_dict())
+            if problem is not None:
+                why = "; ".join(notes) or "no run was left out"
+                raise ConfigError(problem[0], f"only {len(table)} of {len(runs)} runs can be fitted ({why}): "
+                                              f"{problem[1]}. Lower train.lr or add seeds")
+        posteriors = [out / f"posterior_{g}.nc" for g in GRAPHS]
         bar = _causal_bar(config, progress)
         try:
             with _alive(bar):
-                fits, t_fits = _fits(config, table, log=log, bar=bar)
-                log("effects: E[G | do(B)], ATE, mediation, PSIS-LOO, refutations, permutation test, recommendation …")
-                t0 = time.perf_counter()
-                summary = summarise(config, runs, table, fits, notes=notes, log=log, bar=bar)
-                t_eff = time.perf_counter() - t0
+                if resume and "fits" in phases.data and all(p.exists() for p in posteriors):
+                    with phase("causal fits"):
+                        done = StudyResult(out=out, config=config, runs=runs, summary={}, report=out / "report.html",
+                                           resumed=())
+                        fits = {g: done.fit(g) for g in GRAPHS}
+                    reuse("causal fits", posteriors[0].parent, record="fits")
+                    t_fits = {"resumed": phases.data["fits"].get("seconds", float("nan"))}
+                    for g in GRAPHS:
+                        _tick(bar, f"fit {g} (resumed)")
+                else:
+                    with phase("causal fits"):
+                        fits, t_fits = _fits(config, table, log=log, bar=bar)
+                        _drop_after(out, "runs.parquet")
+                        for name, f in fits.items():
+                            _write_netcdf(f.idata, out / f"posterior_{name}.nc")
+                        phases.done("fits", sum(t_fits.values()))
+                        timings["causal fits"] = {"seconds": sum(t_fits.values()), "source": "computed"}
+                with phase("effects"):
+                    log("effects: E[G | do(B)], ATE, mediation, PSIS-LOO, refutations, permutation test, "
+                        "recommendation …")
+                    t0 = time.perf_counter()
+                    summary = summarise(config, runs, table, fits, notes=notes, log=log, bar=bar)
+                    t_eff = time.perf_counter() - t0
         finally:
             if bar is not None:
                 bar.close()
         log(f"effects: done in {t_eff:.1f} s")
-        timings["causal fits"] = {"seconds": sum(t_fits.values()), "source": "computed"}
         timings["effects"] = {"seconds": t_eff, "source": "computed"}
         summary["timings"] = timings
-        _drop_after(out, "runs.parquet")
-        for name, f in fits.items():
-            _write_netcdf(f.idata, out / f"posterior_{name}.nc")
-        _io.write_json(summary_path, summary)
-        phases.done("causal", sum(t_fits.values()) + t_eff, fits_s=round(sum(t_fits.values()), 3),
-                    effects_s=round(t_eff, 3))
+        with phase("effects"):
+            _io.write_json(summary_path, summary)
+            phases.done("causal", sum(t_fits.values()) + t_eff, fits_s=round(sum(t_fits.values()), 3),
+                        effects_s=round(t_eff, 3))
 
     report_path = out / "report.html"
     if report_path.exists() and (out / "plots").is_dir():
@@ -599,12 +778,120 @@ def run(
     else:
         from hgcnet_jax.report import build as _build
 
-        t0 = time.perf_counter()
-        _build.build(summary, runs, out, graph=_graphs(config)["hypergraph"])
-        phases.done("report", time.perf_counter() - t0)
+        with phase("report"):
+            t0 = time.perf_counter()
+            _build.build(summary, runs, out, graph=_graphs(config)["hypergraph"])
+            phases.done("report", time.perf_counter() - t0)
         log(f"report: wrote {report_path}")
     return StudyResult(out=out, config=config, runs=runs, summary=summary, report=report_path,
                        resumed=tuple(resumed))
+
+
+def _validate_without_data(config: StudyConfig) -> None:
+    """The checks of :func:`validate` that need neither the dataset nor the folder."""
+    t = config.train
+    problem = _count_problem(config, {b: t.seeds for b in t.batch_sizes}, noun="runs")
+    if problem is not None:
+        field, what = problem
+        need = max(minimum_runs(config).values())
+        seeds = -(-need // len(t.batch_sizes))
+        raise ConfigError(field, (
+            f"{len(t.batch_sizes)} batch sizes × {t.seeds} seeds = {len(t.batch_sizes) * t.seeds} runs are too few "
+            f"({what}); use at least {need} runs (e.g. --seeds {seeds} with these batch sizes)"
+            + (" or leave the refuter out (--set 'causal.refuters=[...]')" if field == "causal.refuters" else "")))
+    _interventions(config)
+    _check_columns(config, _measure_kwargs(config))
+
+
+def _lr_text(config: StudyConfig, runs: pd.DataFrame) -> str:
+    t = config.train
+    if t.lr_scaling == "fixed" or "lr_effective" not in runs:
+        return f"learning rate train.lr = {t.lr:g}"
+    eff = runs["lr_effective"].to_numpy(dtype=float)
+    return (f"learning rate train.lr = {t.lr:g} ({t.lr_scaling} scaling: {eff.min():g} to {eff.max():g} "
+            "across batch sizes)")
+
+
+def _check_trained(config: StudyConfig, runs: pd.DataFrame) -> None:
+    """Stop after the sweep when the runs that trained cannot finish the study (naming the learning rate)."""
+    div = runs["diverged"].to_numpy(dtype=bool)
+    n = len(runs)
+    if div.all():
+        suggest = min(config.train.lr / 10, type(config.train)().lr)
+        raise ConfigError("train.lr", (
+            f"all {n} runs diverged (their loss became NaN or inf) at {_lr_text(config, runs)}: there is nothing "
+            f"to measure or fit. Lower the learning rate (--lr, e.g. {suggest:g})"))
+    usable = runs.loc[~div].groupby("batch_size").size().to_dict()
+    problem = _count_problem(config, usable)
+    if problem is not None:
+        by_b = sorted(set(runs.loc[div, "batch_size"].tolist()))
+        raise ConfigError("train.lr", (
+            f"{int(div.sum())} of {n} runs diverged (NaN or inf loss; batch sizes {by_b}) at "
+            f"{_lr_text(config, runs)}, so {problem[1]}. Lower the learning rate (--lr) or add seeds"))
+
+
+def _failed(out: Path, config: StudyConfig, phases: _Phases, phase: str, error: Exception,
+            log: Callable[[str], None]) -> StudyPhaseError:
+    """Record a failed phase (``phases.json``, a ``report.html`` saying what failed and what is kept)."""
+    reason = str(error) or type(error).__name__
+    try:
+        phases.fail(phase, error)
+        _io.write_text(out / "report.html", _failure_report(out, config, phase, reason))
+        log(f"{phase}: FAILED ({reason}); wrote {out / 'report.html'}")
+    except Exception as e:  # the folder itself is failing: the error still reaches the user
+        log(f"{phase}: FAILED ({reason}); could not write the failure report: {e}")
+    return StudyPhaseError(phase, reason, out, user_error=isinstance(error, ConfigError))
+
+
+_DESCRIPTIONS = {
+    "config.json": "the config and its fingerprint",
+    "sweep.parquet": "the sweep: one row per run (losses, accuracies, diverged)",
+    "runs.parquet": "the runs with the mediator columns N, S, C",
+    "posterior_hypergraph.nc": "posterior of the hypergraph model (ArviZ netCDF)",
+    "posterior_pairwise.nc": "posterior of the pairwise model (ArviZ netCDF)",
+    "summary.json": "every number of the report",
+    "phases.json": "when each phase ran, and this failure",
+}
+
+
+def _failure_report(out: Path, config: StudyConfig, phase: str, reason: str) -> str:
+    """The ``report.html`` of a study that failed in ``phase``: why, what is kept, how to resume."""
+    esc = html.escape
+    kept = [n for n in (*ARTIFACTS, "phases.json") if n != "report.html" and (out / n).exists()]
+    kept = list(dict.fromkeys(kept))
+    if (out / "checkpoints" / "sweep").is_dir():
+        kept.append("checkpoints/sweep/")
+    items = "".join(f"<li><code>{esc(n)}</code>: {esc(_DESCRIPTIONS.get(n, 'the sweep checkpoints (resumable)'))}"
+                    "</li>" for n in kept)
+    table = ""
+    for name in ("runs.parquet", "sweep.parquet"):
+        if (out / name).exists():
+            try:
+                runs = pd.read_parquet(out / name)
+                g = runs.groupby("batch_size")
+                m = config.mediators.outcome
+                df = pd.DataFrame({"runs": g.size(), "diverged": g["diverged"].sum().astype(int),
+                                   "median train_loss": g["train_loss"].median(), f"mean {m}": g[m].mean()})
+                table = f"<h2>The runs so far ({esc(name)})</h2>" + df.to_html(float_format=lambda x: f"{x:.4g}")
+            except Exception:  # a table we cannot summarise is still listed above
+                table = ""
+            break
+    title = f"Batch-size study: {config.model.name} on {config.data.name} (did not finish)"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="hgcnet-study" content="failed">'
+        f"<title>{esc(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
+        "line-height:1.45}.fail{border-left:4px solid #b00020;padding:.5rem 1rem;background:#fdecea}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:right}"
+        "pre{background:#f4f4f4;padding:.5rem;overflow:auto}</style></head><body>"
+        f"<h1>{esc(title)}</h1>"
+        f'<div class="fail"><p><strong>The {esc(phase)} phase failed.</strong></p><p>{esc(reason)}</p></div>'
+        f"<h2>What is finished and kept in this folder</h2><ul>{items}</ul>"
+        "<p>Fix the cause and run the same command again: the finished phases are read back, not recomputed. "
+        "A changed config is a new study (choose another <code>--out</code> or pass <code>--overwrite</code>).</p>"
+        f"{table}<h2>Config</h2><pre>{esc(config.to_toml())}</pre></body></html>\n"
+    )
 
 
 def load_result(out: str | os.PathLike) -> StudyResult:
@@ -614,6 +901,10 @@ def load_result(out: str | os.PathLike) -> StudyResult:
         FileNotFoundError: the folder does not hold a finished study.
     """
     out = Path(out)
+    failed = (_read_json(out / "phases.json") or {}).get("failed")
+    if failed:
+        raise FileNotFoundError(f"{str(out)!r} does not hold a finished study: its {failed['phase']} phase failed "
+                                f"({failed['error']}); see its report.html, fix the cause and re-run to resume")
     missing = [n for n in ("config.json", "runs.parquet", "summary.json", "report.html") if not (out / n).exists()]
     if missing:
         raise FileNotFoundError(f"{str(out)!r} does not hold a finished study (missing {', '.join(missing)})")
@@ -915,6 +1206,6 @@ def summarise(
         "recommendation": recommendation,
         "per_batch_size": per_batch_size(runs, config),
         "warnings": warnings_,
-        "files": ["config.json", "runs.parquet", "posterior_hypergraph.nc", "posterior_pairwise.nc", "summary.json",
+        "files": ["config.json", "sweep.parquet", "runs.parquet", "posterior_hypergraph.nc", "posterior_pairwise.nc", "summary.json",
                   "plots/<name>.png", "plots/<name>.svg", "report.html", "phases.json"],
     }

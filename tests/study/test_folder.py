@@ -77,17 +77,19 @@ def test_recomputing_a_phase_drops_the_later_ones(tmp_path):
     (tmp_path / "plots").mkdir()
     study._drop_after(tmp_path, "runs.parquet")
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["config.json", "phases.json", "runs.parquet"]
+    assert left == ["config.json", "phases.json", "runs.parquet", "sweep.parquet"]
+    study._drop_after(tmp_path, "sweep.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "phases.json", "sweep.parquet"]
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "posterior.nc"
     with pytest.raises(RuntimeError):
-        with study._atomic_path(target) as tmp:
+        with _io.atomic_path(target) as tmp:
             tmp.write_bytes(b"half")
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
-    with study._atomic_path(target) as tmp:
+    with _io.atomic_path(target) as tmp:
         tmp.write_bytes(b"whole")
     assert target.read_bytes() == b"whole" and [p.name for p in tmp_path.iterdir()] == ["posterior.nc"]
 

@@ -207,3 +207,99 @@ def test_a_finished_study_rebuilds_its_fits_from_the_folder(tiny_study):
         s["diagnostics"]["models"]["hypergraph"]["max_rhat"], rel=1e-5)
     with pytest.raises(ValueError, match="graph must be"):
         loaded.fit("chain")
+
+
+# ---------------------------------------------------------------------------- issue 20: nothing lost, nothing changed
+
+
+def _without_timings(obj):
+    """``obj`` without the measured seconds (wall-clock times differ between any two runs)."""
+    if isinstance(obj, dict):
+        return {k: _without_timings(v) for k, v in obj.items()
+                if not any(w in k for w in ("time", "seconds", "s / epoch", "timings"))}
+    if isinstance(obj, list):
+        return [_without_timings(v) for v in obj]
+    return obj
+
+
+def test_the_help_smoke_example_runs_end_to_end_and_progress_changes_nothing(_tiny_run, tmp_path, monkeypatch,
+                                                                             capsys):
+    """The help's ``--preset tiny`` example, run with --quiet, equals the progress-bar run bit for bit."""
+    import shlex
+
+    import arviz as az
+
+    first = _tiny_run[0].out
+    example = next(e for e in cli._STUDY_EPILOG.splitlines() if "study --preset tiny" in e).split(" # ")[0]
+    monkeypatch.chdir(tmp_path)
+    code = cli.main([*shlex.split(example)[1:], "--quiet"])
+    cap = capsys.readouterr()
+    assert code == 0 and cap.err == "" and "recommended batch size:" in cap.out
+    second = tmp_path / shlex.split(example)[shlex.split(example).index("--out") + 1]
+    assert json.loads((second / "config.json").read_text())["fingerprint"] == TINY.fingerprint()
+    timing_cols = ["wall_time_s", "bucket_wall_time_s"]
+    pd.testing.assert_frame_equal(pd.read_parquet(second / "runs.parquet").drop(columns=timing_cols),
+                                  pd.read_parquet(first / "runs.parquet").drop(columns=timing_cols))
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (first, second))
+    assert _without_timings(s2) == _without_timings(s1)
+    for graph in ("hypergraph", "pairwise"):
+        p1, p2 = (az.from_netcdf(d / f"posterior_{graph}.nc").posterior for d in (first, second))
+        for v in p1.data_vars:
+            np.testing.assert_array_equal(p2[v].values, p1[v].values)
+    # peak memory is set by how many runs one compiled mediator call holds: the same with and without bars
+    ph1, ph2 = (json.loads((d / "phases.json").read_text()) for d in (first, second))
+    assert ph1["mediators"]["runs_per_call"] == ph2["mediators"]["runs_per_call"] == 3  # ceil(12 runs / 4)
+
+
+def test_a_failed_late_phase_keeps_everything_and_a_rerun_resumes(tiny_study, tmp_path, monkeypatch):
+    import shutil
+
+    result, _ = tiny_study
+    copy = tmp_path / "copy"
+    shutil.copytree(result.out, copy)
+    for name in ("summary.json", "report.html", "plots"):
+        study._remove(copy / name)
+    kept = {n: (copy / n).read_bytes() for n in ("runs.parquet", "sweep.parquet", "posterior_hypergraph.nc",
+                                                 "posterior_pairwise.nc", "config.json")}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the effects ran out of memory")
+
+    monkeypatch.setattr(study, "summarise", broken)
+    with pytest.raises(study.StudyPhaseError, match="the effects phase failed: the effects ran out of memory") as e:
+        study.run(TINY, out=copy, progress=False, log=None)
+    assert e.value.phase == "effects" and not e.value.user_error
+    assert {n: (copy / n).read_bytes() for n in kept} == kept            # nothing finished is lost
+    page = (copy / "report.html").read_text()
+    assert "The effects phase failed." in page and "ran out of memory" in page and "posterior_pairwise.nc" in page
+    assert json.loads((copy / "phases.json").read_text())["failed"]["phase"] == "effects"
+    with pytest.raises(FileNotFoundError, match="effects phase failed"):
+        study.load_result(copy)
+    monkeypatch.undo()
+    logs: list[str] = []
+    again = study.run(TINY, out=copy, progress=False, log=logs.append)
+    assert again.resumed[:2] == ("sweep", "causal fits")                 # the fits are not refitted
+    assert any("previous run failed in the effects phase" in line for line in logs)
+    assert {n: (copy / n).read_bytes() for n in kept} == kept
+    a, b = again.summary["ate"], result.summary["ate"]
+    np.testing.assert_allclose([a["mean"], a["lo"], a["hi"]], [b["mean"], b["lo"], b["hi"]], rtol=1e-4, atol=1e-6)
+    assert "failed" not in json.loads((copy / "phases.json").read_text())
+    assert 'data-name="ate"' in again.report.read_text() and study.load_result(copy).summary == again.summary
+
+
+def test_when_every_run_diverges_the_study_stops_after_the_sweep_naming_the_lr(tmp_path, capsys):
+    config = TINY.override({"train.lr": 1e6, "train.batch_sizes": [8, 16], "train.seeds": 5, "train.epochs": 1})
+    out = tmp_path / "lr"
+    with pytest.raises(study.StudyPhaseError, match=r"all 10 runs diverged .* train\.lr = 1e\+06.*--lr") as e:
+        study.run(config, out=out, progress=False, log=None)
+    assert e.value.phase == "sweep" and e.value.user_error
+    sweep = pd.read_parquet(out / "sweep.parquet")
+    assert len(sweep) == 10 and sweep["diverged"].all()
+    assert not (out / "runs.parquet").exists()
+    assert "The sweep phase failed." in (out / "report.html").read_text()
+    # the same command again: the sweep resumes from its checkpoints and stops with the same one line
+    argv = ["--preset", "tiny", "--lr", "1e6", "--batch-sizes", "8,16", "--seeds", "5", "--epochs", "1",
+            "--out", str(out), "--quiet"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the sweep phase failed: train.lr: all 10 runs diverged" in err

@@ -1,0 +1,173 @@
+"""What ``hgcnet study`` refuses before any training, and how it reads its inputs.
+
+The ``--help`` examples pass the pre-training checks (``--dry-run``); the cheapest one
+runs end to end in ``test_study.py``. Grids too small for the causal fit or a refuter,
+unknown mediator columns, ``--epoch`` abbreviations and a file given as ``--out`` are
+refused with one line naming the field; configuration layers in the documented order;
+files honour the umask; a run whose loss is NaN or inf is flagged diverged.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+
+import numpy as np
+import pytest
+
+from hgcnet_jax import _io, cli, study
+from hgcnet_jax.config import StudyConfig, load_config, preset
+
+
+def _main(argv, capsys):
+    code = cli.main(argv)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def _help_text(capsys) -> str:
+    with pytest.raises(SystemExit):
+        cli.main(["study", "--help"])
+    return capsys.readouterr().out
+
+
+def _examples() -> list[str]:
+    text = cli._STUDY_EPILOG
+    block = text[text.index("examples:"):].split("\n\n")[0].splitlines()[1:]
+    return [line.split(" # ")[0].strip() for line in block if line.strip().startswith("hgcnet study")]
+
+
+def test_the_help_lists_examples():
+    ex = _examples()
+    assert len(ex) >= 6 and any("--preset tiny" in e for e in ex) and any("--print-config >" in e for e in ex)
+
+
+@pytest.mark.parametrize("example", _examples())
+def test_every_help_example_passes_the_checks_before_training(example, tmp_path, monkeypatch, capsys, request):
+    """Each example, run with --dry-run from an empty folder: accepted, and nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    if "cora" in example:
+        monkeypatch.setenv("HGCNET_DATA_DIR", str(request.getfixturevalue("data_dir")))
+    # the --config example reads the file the --print-config example writes
+    code, toml, _ = _main(["study", "--print-config"], capsys)
+    assert code == 0
+    (tmp_path / "study.toml").write_text(toml)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = shlex.split(example)[1:]
+    if ">" in argv:
+        argv = argv[: argv.index(">")]
+        code, out, err = _main(argv, capsys)
+        assert code == 0, err
+        assert load_config((tmp_path / "study.toml")) == StudyConfig.from_dict(__import__("tomllib").loads(out))
+        return
+    code, out, err = _main([*argv, "--dry-run"], capsys)
+    assert code == 0, err
+    assert out.startswith("config OK:") and "nothing was written" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_the_documented_minimum_is_the_one_checked(capsys):
+    help_text = _help_text(capsys)
+    need = study.minimum_runs(StudyConfig())
+    assert need["causal fit"] == 10 and need["data_subset"] == 12
+    flat = " ".join(help_text.split())
+    assert "at least 10 runs" in flat and "80 %" in flat and "needs 12" in flat
+
+
+@pytest.mark.parametrize(
+    "argv, field, needle",
+    [
+        (["--seeds", "2"], "causal.refuters", "data_subset refuter"),  # 10 runs: the fit yes, the refuter no
+        (["--batch-sizes", "16,64,256", "--seeds", "3"], "train.seeds", "at least 10"),  # 9 runs
+        (["--seeds", "2", "--set", "causal.refuters=[]"], None, None),  # 10 runs and no refuter: fine
+        (["--set", "mediators.noise=noise_b_simpel"], "mediators.noise", "did you mean 'noise_b_simple'"),
+        (["--set", "mediators.options.mediators=['noise', 'complexity']"], "mediators.sharpness", "not measured"),
+    ],
+)
+def test_a_study_that_cannot_finish_is_refused_before_training(argv, field, needle, tmp_path, capsys, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(study, "_phase_sweep", no_training)
+    out = tmp_path / "out"
+    code, stdout, err = _main([*argv, "--out", str(out), "--dry-run"], capsys)
+    if field is None:
+        assert code == 0 and "config OK" in stdout
+        return
+    assert code == 2 and err.startswith(f"hgcnet: error: {field}: ") and needle in err, err
+    assert err.count("\n") == 1
+    # the same without --dry-run: refused before anything is written or trained
+    code, _, err2 = _main([*argv, "--out", str(out)], capsys)
+    assert code == 2 and err2 == err and not out.exists()
+
+
+def test_precedence_is_preset_then_file_then_flags_then_set(tmp_path, capsys):
+    cfg = tmp_path / "f.toml"
+    cfg.write_text("[train]\nbatch_sizes = [16, 32, 64]\nepochs = 7\nseeds = 5\n[causal]\nnum_samples = 77\n"
+                   "[data.options]\nnum_nodes = 200\n")
+    tiny = StudyConfig().override(preset("tiny"))
+
+    def resolved(*argv):
+        code, out, err = _main(["study", *argv, "--print-config"], capsys)
+        assert code == 0, err
+        return StudyConfig.from_dict(__import__("tomllib").loads(out))
+
+    c = resolved("--preset", "tiny", "--config", str(cfg))
+    assert c.train.batch_sizes == (16, 32, 64) and c.train.epochs == 7 and c.causal.num_samples == 77  # the file
+    assert c.train.seeds == 5 and c.data.options["num_nodes"] == 200
+    assert c.causal.num_warmup == tiny.causal.num_warmup and c.causal.refuters == tiny.causal.refuters  # the preset
+    assert c.mediators.options == tiny.mediators.options
+    c = resolved("--preset", "tiny", "--config", str(cfg), "--epochs", "3", "--set", "train.epochs=4",
+                 "--seeds", "6")
+    assert c.train.epochs == 4 and c.train.seeds == 6 and c.train.batch_sizes == (16, 32, 64)
+    assert resolved("--config", str(cfg), "--set", "train.epochs=9", "--epochs", "3").train.epochs == 9
+
+
+def test_abbreviated_flags_are_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["study", "--epoch", "3", "--print-config"])
+    assert e.value.code == 2 and "unrecognized arguments: --epoch" in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_file_is_named_as_such(tmp_path, capsys):
+    f = tmp_path / "results.txt"
+    f.write_text("mine")
+    code, _, err = _main(["--preset", "tiny", "--out", str(f)], capsys)
+    assert code == 2 and "it is a file, not a folder" in err and "File exists" not in err
+    code, _, err = _main(["--preset", "tiny", "--out", str(f / "sub")], capsys)
+    assert code == 2 and "results.txt' is a file, not a folder" in err
+    assert f.read_text() == "mine"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_files_honour_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        a = _io.write_text(tmp_path / "a.json", "{}")
+        with _io.atomic_path(tmp_path / "b.nc") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    for p in (a, tmp_path / "b.nc"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask, p
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.nc"]
+
+
+def test_non_finite_final_losses_mark_a_run_diverged():
+    from hgcnet_jax.train.sweep import METRICS, _divergence
+
+    steps = np.array([10, 20, 30])
+    hist = np.ones((3, len(METRICS)))
+    assert _divergence(True, -1, hist, steps) == (False, -1)
+    assert _divergence(False, 7, hist, steps) == (True, 7)  # a non-finite step froze it
+    for bad in (np.nan, np.inf, -np.inf):
+        h = hist.copy()
+        h[1:, METRICS.index("train_loss")] = bad
+        assert _divergence(True, -1, h, steps) == (True, 20), bad
+        h = hist.copy()
+        h[:, METRICS.index("test_loss")] = bad
+        assert _divergence(True, -1, h, steps) == (True, 10), bad
+    h = hist.copy()
+    h[1, METRICS.index("val_loss")] = np.nan  # recovered by the end: not diverged
+    assert _divergence(True, -1, h, steps) == (False, -1)
