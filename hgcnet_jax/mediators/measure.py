@@ -263,6 +263,10 @@ def measure(
             once per group of ``runs_per_call`` runs, when that group's results reach the
             host (no extra synchronisation: the results are copied there anyway); a callable
             is called with the number of runs of each finished group; ``False``: silent.
+            Display only: the groups are ``runs_per_call`` whatever ``progress`` is, so it
+            changes neither a value nor the peak memory (a caller that wants a bar with
+            several steps must choose ``runs_per_call`` itself, the same with and without
+            the bar, as ``hgcnet_jax.study`` does).
         **config: fields of :class:`MeasureConfig` (``num_examples``, ``lanczos_steps``, …).
 
     Returns:
