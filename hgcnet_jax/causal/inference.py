@@ -29,6 +29,8 @@ from numpyro.infer import SVI, Trace_ELBO, autoguide
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import initialize_model
 
+from hgcnet_jax._keys import check_key as _check_key
+
 from .convergence import ConvergenceWarning, diagnostics, summarise
 from .data import Inputs, prepare
 from .fit import Fit, FitConfig, posterior_attrs
@@ -250,19 +252,3 @@ def _warn_if_bad(result: Fit) -> None:
             ConvergenceWarning,
             stacklevel=4,
         )
-
-
-def _check_key(key: Any) -> jax.Array:
-    """Accept a typed (``jax.random.key``) or raw (``PRNGKey``) single key."""
-    if key is None or not hasattr(key, "dtype"):
-        raise TypeError(f"key must be a JAX PRNG key, e.g. key=jax.random.key(0); got {type(key).__name__}")
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise TypeError(f"key must be a single PRNG key, got a batch of shape {key.shape}")
-        return key
-    if key.shape != (2,) or key.dtype != jnp.uint32:
-        raise TypeError(
-            f"key must be a JAX PRNG key (jax.random.key(0) or jax.random.PRNGKey(0)); "
-            f"got an array of shape {key.shape} and dtype {key.dtype}"
-        )
-    return key

@@ -64,6 +64,7 @@ import optax
 import pandas as pd
 from jax.sharding import Mesh, PartitionSpec
 
+from hgcnet_jax import _keys
 from hgcnet_jax.train import sharding as _sharding
 from hgcnet_jax.train.checkpoint import BucketCheckpointer, check_fingerprint
 from hgcnet_jax.train.interventions import Budget, Intervention, REG_SCOPES, as_interventions
@@ -84,7 +85,7 @@ def run_key(key: jax.Array, seed: int) -> jax.Array:
 
 
 def _init_key(key, seed):
-    return jax.random.fold_in(run_key(key, seed), 0)
+    return _keys.sweep_init(run_key(key, seed))
 
 
 # --------------------------------------------------------------------------------------
@@ -262,11 +263,11 @@ def _program(carry, hp, data, masks, first_period, *, spec: TaskSpec, plan: _Pla
         epoch = t // spe
         perm = jax.lax.cond(
             t % spe == 0,
-            lambda: jax.random.permutation(jax.random.fold_in(jax.random.fold_in(rkey, 1), epoch), data["train"]),
+            lambda: jax.random.permutation(_keys.sweep_permutation(rkey, epoch), data["train"]),
             lambda: c["perm"],
         )
         idx = jax.lax.dynamic_slice_in_dim(perm, (t % spe) * B, B)
-        dkey = jax.random.fold_in(jax.random.fold_in(rkey, 2), t)
+        dkey = _keys.sweep_dropout(rkey, t)
         p = c["params"]
         (loss, new_mstate), g = grad_fn(p, c["mstate"], data, idx, dkey)
         if plan.use_sam:
@@ -275,7 +276,7 @@ def _program(carry, hp, data, masks, first_period, *, spec: TaskSpec, plan: _Pla
             p_adv = jax.tree.map(lambda a, b: a + scale * b, p, g)
             (_, _), g = grad_fn(p_adv, c["mstate"], data, idx, dkey)
         if plan.use_noise:
-            nkey = jax.random.fold_in(jax.random.fold_in(rkey, 3), t)
+            nkey = _keys.sweep_noise(rkey, t)
             leaves, tdef = jax.tree.flatten(g)
             ks = jax.random.split(nkey, len(leaves))
             noise = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(ks, leaves)]
@@ -381,7 +382,7 @@ def _hp_arrays(runs: Sequence[Intervention]) -> dict[str, np.ndarray]:
 def _init_carry_impl(key, seeds, data, *, spec: TaskSpec, n_train: int):
     def one(seed):
         rk = run_key(key, seed)
-        ik = jax.random.fold_in(rk, 0)
+        ik = _keys.sweep_init(rk)
         params, mstate = spec.init_variables(ik, data)
         zeros = jax.tree.map(jnp.zeros_like, params)
         return {
@@ -445,18 +446,6 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="step", desc="sweep", leave=False)
 
 
-def _as_key(key) -> jax.Array:
-    if not isinstance(key, jax.Array):
-        raise TypeError(f"sweep: key must be a JAX PRNG key (jax.random.key(0)), got {type(key).__name__}")
-    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape == (2,) and key.dtype == jnp.uint32:
-            return jax.random.wrap_key_data(key)
-        raise TypeError("sweep: key must be a JAX PRNG key, e.g. jax.random.key(0)")
-    if key.shape != ():
-        raise ValueError(f"sweep: key must be a single key, got shape {key.shape}")
-    return key
-
-
 def sweep(
     task: Task,
     interventions: Intervention | Iterable[Intervention],
@@ -493,7 +482,8 @@ def sweep(
         A :class:`SweepResult`.
 
     Raises:
-        TypeError / ValueError: for invalid arguments, a batch size larger than the
+        TypeError / ValueError: for invalid arguments (a ``key`` that is not one PRNG key:
+            TypeError), a batch size larger than the
             training split, or a ``checkpoint_dir`` holding another sweep.
     """
     if not isinstance(task, Task):
@@ -501,7 +491,7 @@ def sweep(
     runs = as_interventions(interventions)
     if not isinstance(budget, Budget):
         raise TypeError(f"sweep: budget must be a Budget, got {type(budget).__name__}")
-    key = _as_key(key)
+    key = _keys.typed_key(key, where="sweep")
     if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or chunk_steps < 1:
         raise ValueError(f"sweep: chunk_steps must be an int >= 1, got {chunk_steps!r}")
     if mesh is not None:
