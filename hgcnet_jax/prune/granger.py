@@ -31,8 +31,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import numpy as np
 
+from hgcnet_jax import _keys
 from hgcnet_jax.prune.masks import keep_top
 from hgcnet_jax.prune.solvers import LassoResult, alpha_max, lasso, lasso_gram
 
@@ -334,9 +336,23 @@ def magnitude_keep(weights: np.ndarray, alive: np.ndarray, layer_slices: dict[st
 
 
 def random_keep(alive: np.ndarray, layer_slices: dict[str, slice], *, target_sparsity: float,
-                seed: int, scope: str = "global") -> np.ndarray:
-    """Keep a uniformly random subset of the alive weights of the budgeted size."""
-    scores = np.random.default_rng(seed).random(np.shape(alive))
+                key: jax.Array, scope: str = "global") -> np.ndarray:
+    """Keep a uniformly random subset of the alive weights of the budgeted size.
+
+    Args:
+        alive: ``(P,)`` bool, currently unpruned.
+        layer_slices: ``{layer: slice}`` into the flat weights (used by ``scope="layer"``).
+        target_sparsity: fraction of all weights (of each layer) to prune, in ``[0, 1)``.
+        key: PRNG key (keyword-only) of the random order.
+        scope: ``"global"`` (one budget) or ``"layer"`` (the same sparsity per layer).
+
+    Returns:
+        ``(P,)`` bool keep-mask, a subset of ``alive``.
+    """
+    key = _keys.check_key(key, where="random_keep")
+    # a random permutation as scores: distinct ranks, so every subset of the budgeted
+    # size among the alive weights is equally likely (no ties left to break by position)
+    scores = np.asarray(jax.random.permutation(key, int(np.shape(alive)[0])), np.float64)
     return _budget_keep(scores, alive, layer_slices, target_sparsity, scope)
 
 

@@ -53,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from hgcnet_jax import _io
+from hgcnet_jax import _io, _keys
 from hgcnet_jax.prune.granger import granger_keep, granger_keep_stats, magnitude_keep, random_keep
 from hgcnet_jax.prune.masks import apply_mask, flatten_prunable, ones_mask, prunable, unflatten_prunable
 from hgcnet_jax.prune.record import Trainer
@@ -246,7 +246,7 @@ def _curvature(fns, params, mask, *, key) -> tuple[np.ndarray, dict]:
     S = jax.tree.leaves(params)[0].shape[0]
     lams = np.asarray(lam_fn(params, mask, jax.random.split(key, S)))
     grid, density = dens_fn(jax.tree.map(lambda x: x[0], params), jax.tree.map(lambda x: x[0], mask),
-                            jax.random.fold_in(key, 10_000))
+                            _keys.prune_density(key))
     return lams, {"grid": np.asarray(grid).tolist(), "density": np.asarray(density).tolist()}
 
 
@@ -341,7 +341,7 @@ def run_pruning(
         ckpt = from_np(np.load(out / "pretrain.npz"))
     else:
         t0 = time.perf_counter()
-        ckpt, _ = trainer.train(params0, ones, key=jax.random.fold_in(key, 101), steps=cfg.pretrain_steps,
+        ckpt, _ = trainer.train(params0, ones, key=_keys.prune_pretrain(key), steps=cfg.pretrain_steps,
                                 opt=("adam", cfg.train_lr))
         state["done"].append("pretrain")
         save(to_np(ckpt), "pretrain")
@@ -349,14 +349,14 @@ def run_pruning(
 
     def finish(method, level_i, target, keep, extra, t0):
         mask = ones if keep is None else _mask_from_keep(keep, params0, which)
-        final, _ = trainer.train(ckpt, mask, key=jax.random.fold_in(key, 1000 + level_i), steps=cfg.final_steps,
+        final, _ = trainer.train(ckpt, mask, key=_keys.prune_final(key, level_i), steps=cfg.final_steps,
                                  opt=("adam", cfg.train_lr))
         acc = trainer.accuracy(final, mask, eval_idx)
         spars = np.zeros(S) if keep is None else 1.0 - keep.mean(axis=1)
         lam = np.full(S, np.nan)
         measure = keep is None or any(abs(target - c) < 1e-9 for c in cfg.curvature_levels)
         if measure:
-            lam, spec = _curvature(curv_fns, final, mask, key=jax.random.fold_in(key, 7))
+            lam, spec = _curvature(curv_fns, final, mask, key=_keys.prune_curvature(key))
             state["spectra"][f"{method}@{target}"] = spec
         for s in range(S):
             state["rows"].append({
@@ -443,7 +443,7 @@ def run_pruning(
                 continue
             t0 = time.perf_counter()
             mask = _mask_from_keep(keep, params0, which)
-            step_key = jax.random.fold_in(key, 5000 + 97 * i + METHODS.index(method))
+            step_key = _keys.prune_step(key, i, METHODS.index(method))
             extra: dict = {}
             if method in ("granger", "granger_structured"):
                 keep, extra = score_granger(method, keep, mask, step_key, target)
@@ -458,7 +458,8 @@ def run_pruning(
                                                 scope=cfg.magnitude_scope) for s in range(S)])
             else:
                 keep = np.stack([random_keep(keep[s], slices, target_sparsity=target,
-                                             seed=int(cfg.seeds[s]) * 1000 + i, scope=cfg.random_scope)
+                                             key=_keys.prune_random(step_key, int(cfg.seeds[s])),
+                                             scope=cfg.random_scope)
                                  for s in range(S)])
             finish(method, i, target, keep, extra, t0)
             masks[method].append(keep)
