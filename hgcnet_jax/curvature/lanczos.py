@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, Int
 
+from hgcnet_jax import _keys
 from hgcnet_jax.curvature.operators import as_operator
 
 __all__ = [
@@ -185,7 +186,7 @@ def lanczos(
     *,
     reorthogonalize: bool = True,
     return_basis: bool = False,
-    key: Array | None = None,
+    key: Array,
 ) -> LanczosResult:
     r"""Lanczos tridiagonalisation :math:`A Q = Q T + \beta_m q_{m+1} e_m^\top` on pytrees.
 
@@ -205,8 +206,8 @@ def lanczos(
         num_steps: ``m``, the number of operator products, ``1 ≤ m ≤ P`` (static).
         reorthogonalize: full reorthogonalisation (needs the basis in memory).
         return_basis: also return the basis (a pytree with a leading axis ``m``).
-        key: PRNG key of the restart directions after a breakdown (default: a fixed key;
-            they matter only when an invariant subspace is hit).
+        key: PRNG key of the restart directions after a breakdown (keyword-only, required;
+            it changes the result only when an invariant subspace is hit).
 
     Returns:
         A :class:`LanczosResult`.
@@ -216,7 +217,7 @@ def lanczos(
     """
     flat, unravel = ravel_pytree(v0)
     m = _check_steps(num_steps, flat.shape[0])
-    key = jax.random.key(0) if key is None else key
+    key = _keys.check_key(key, where="lanczos")
 
     def matvec_flat(x):
         return ravel_pytree(matvec(unravel(x)))[0].astype(flat.dtype)

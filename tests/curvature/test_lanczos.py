@@ -51,7 +51,7 @@ def test_lanczos_basis_orthonormal_and_tridiagonal_exact(problems, x64):
     pb = problems["gcn"]
     P = pb.dim
     mv = lambda v: cv.hvp(pb.loss, pb.params, v)  # noqa: E731
-    res = jax.jit(lambda p: cv.lanczos(mv, p, P, return_basis=True))(pb.params)
+    res = jax.jit(lambda p: cv.lanczos(mv, p, P, return_basis=True, key=jax.random.key(0)))(pb.params)
     Q = np.asarray(jax.vmap(lambda t: ravel_pytree(t)[0])(res.basis))
     assert Q.shape == (P, P)
     np.testing.assert_allclose(Q @ Q.T, np.eye(P), atol=1e-10)
@@ -69,7 +69,8 @@ def test_breakdown_on_low_rank_operator_restarts_without_nan(x64, reorthogonaliz
     U = np.linalg.qr(rng.normal(size=(12, 3)))[0]
     A = U @ np.diag([5.0, 2.0, -1.0]) @ U.T
     A = jnp.asarray(A)
-    res = cv.lanczos(lambda v: {"w": A @ v["w"]}, {"w": jnp.ones(12)}, 8, reorthogonalize=reorthogonalize)
+    res = cv.lanczos(lambda v: {"w": A @ v["w"]}, {"w": jnp.ones(12)}, 8, reorthogonalize=reorthogonalize,
+                     key=jax.random.key(0))
     assert np.all(np.isfinite(np.asarray(res.alphas))) and np.all(np.isfinite(np.asarray(res.betas)))
     # v0 has a null-space component: K(A, v0) has dimension 4, so the 4th step breaks down
     assert float(res.betas[3]) == 0.0  # the recorded restart
@@ -122,4 +123,8 @@ def test_bad_arguments_raise_clear_errors(problems, x64):
     with pytest.raises(TypeError, match="operator"):
         cv.top_eigenvalues(3.0, pb.params, 1, key=jax.random.key(0))
     with pytest.raises(ValueError, match="num_steps"):
-        cv.lanczos(lambda v: v, {"w": jnp.ones(3)}, 0)
+        cv.lanczos(lambda v: v, {"w": jnp.ones(3)}, 0, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="key"):  # no silent default key
+        cv.lanczos(lambda v: v, {"w": jnp.ones(3)}, 2)
+    with pytest.raises(TypeError, match="lanczos: key must be a JAX PRNG key"):
+        cv.lanczos(lambda v: v, {"w": jnp.ones(3)}, 2, key=0)
