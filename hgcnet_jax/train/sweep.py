@@ -57,6 +57,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -563,6 +564,8 @@ def sweep(
                 first = ch * plan.periods_per_chunk
                 carry, ms = _compiled(carry, hp, data, masks, jnp.int32(first), spec=task.spec, plan=plan, mesh=mesh)
                 ms = _to_host(ms)
+                # (periods, replicas, metrics): a wrong replica count would broadcast silently below
+                chex.assert_shape(ms, (plan.periods_per_chunk, Rp, len(METRICS)))
                 wall += time.perf_counter() - t0
                 history[first : first + plan.periods_per_chunk] = ms
                 if ckpt is not None:

@@ -10,6 +10,7 @@ Per-example gradient g = x(xᵀδ − ε). By Isserlis' theorem
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,9 +122,8 @@ def test_per_example_gradients_separable_and_jacobian_paths_agree():
     X, y = _sample(jax.random.key(4), 12)
     a = md.per_example_gradients(per_example, PARAMS, (X, y), separable=True)
     b = md.per_example_gradients(per_example, PARAMS, (X, y), separable=False)
-    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
-        assert u.shape[0] == 12
-        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-5, atol=1e-6)
+    chex.assert_tree_shape_prefix(a, (12,))
+    chex.assert_trees_all_close(a, b, rtol=1e-5, atol=1e-6)
     r = np.asarray(X @ PARAMS["w"] - y)
     np.testing.assert_allclose(np.asarray(a["w"]), np.asarray(X) * r[:, None], rtol=1e-5, atol=1e-5)
 

@@ -4,6 +4,7 @@ import gc
 import importlib
 import weakref
 
+import chex
 import jax
 import pandas as pd
 import pytest
@@ -38,6 +39,7 @@ def test_two_tasks_of_the_same_model_and_data_compile_the_sweep_once(tiny_graph,
     assert traces == []  # the program was not traced again ...
     assert _cache_sizes() == sizes  # ... nor compiled again
     pd.testing.assert_frame_equal(_numeric(first.runs), _numeric(second.runs))
+    chex.assert_trees_all_equal(first.params(0), second.params(0))
     # another model is another program: the counter sees it
     sweep(make_task(tiny_graph, "gcn", hidden=6), RUNS, BUDGET, key=KEY, progress=False)
     assert traces and _cache_sizes()[0] == sizes[0] + 1

@@ -1,5 +1,6 @@
 """Task: pure, jit-able functions binding a model to a dataset."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +20,7 @@ def test_node_task_functions_agree_and_jit(task):
     full = jax.jit(lambda p: task.logits(p, jnp.arange(task.dataset.x.shape[0])))(params)
     np.testing.assert_allclose(jax.jit(task.logits)(params, idx), full[idx], rtol=1e-6)
     pel = jax.jit(task.per_example_loss)(params, idx)
-    assert pel.shape == (10,)
+    chex.assert_shape(pel, (10,))
     np.testing.assert_allclose(jax.jit(task.loss)(params, idx), pel.mean(), rtol=1e-6)
     acc = jax.jit(task.accuracy)(params, idx)
     y = np.asarray(task.dataset.y)[np.asarray(idx)]
@@ -31,7 +32,7 @@ def test_node_task_functions_agree_and_jit(task):
     assert float(no_key(params)) == float(jax.jit(task.loss)(params, idx))
     # vmappable over a replica axis of params
     ps = jax.jit(jax.vmap(task.init))(jax.random.split(jax.random.key(0), 3))
-    assert jax.jit(jax.vmap(task.loss, in_axes=(0, None)))(ps, idx).shape == (3,)
+    chex.assert_shape(jax.jit(jax.vmap(task.loss, in_axes=(0, None)))(ps, idx), (3,))
     assert task.num_params(params) == 16 * 16 + 16 + 16 * 3 + 3
     m = jax.jit(task.split_metrics)(params)
     assert set(m) == {f"{s}_{k}" for s in ("train", "val", "test") for k in ("loss", "acc")}
