@@ -738,11 +738,15 @@ def run(
         bar = _causal_bar(config, progress)
         try:
             with _alive(bar):
+                fits = None
                 if resume and "fits" in phases.data and all(p.exists() for p in posteriors):
-                    with phase("causal fits"):
-                        done = StudyResult(out=out, config=config, runs=runs, summary={}, report=out / "report.html",
-                                           resumed=())
+                    done = StudyResult(out=out, config=config, runs=runs, summary={}, report=out / "report.html",
+                                       resumed=())
+                    try:
                         fits = {g: done.fit(g) for g in GRAPHS}
+                    except Exception as e:  # an unreadable posterior is refitted, never a dead end
+                        log(f"causal fits: cannot rebuild them from {posteriors[0].parent} ({e}); refitting")
+                if fits is not None:
                     reuse("causal fits", posteriors[0].parent, record="fits")
                     t_fits = {"resumed": phases.data["fits"].get("seconds", float("nan"))}
                     for g in GRAPHS:

@@ -303,3 +303,26 @@ def test_when_every_run_diverges_the_study_stops_after_the_sweep_naming_the_lr(t
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the sweep phase failed: train.lr: all 10 runs diverged" in err
+
+
+def test_posteriors_that_cannot_be_rebuilt_are_refitted_not_a_dead_end(tiny_study, tmp_path, monkeypatch):
+    import shutil
+
+    result, _ = tiny_study
+    copy = tmp_path / "copy"
+    shutil.copytree(result.out, copy)
+    for name in ("summary.json", "report.html", "plots"):
+        study._remove(copy / name)
+
+    def unreadable(self, graph="hypergraph"):
+        raise ValueError("posterior written by an older version")
+
+    def refit(*args, **kwargs):
+        raise RuntimeError("refitting")  # stands for the fits; the test only needs to see them called
+
+    monkeypatch.setattr(study.StudyResult, "fit", unreadable)
+    monkeypatch.setattr(study, "_fits", refit)
+    logs: list[str] = []
+    with pytest.raises(study.StudyPhaseError, match="causal fits phase failed: refitting"):
+        study.run(TINY, out=copy, progress=False, log=logs.append)
+    assert any("cannot rebuild them" in line and "older version" in line for line in logs)
