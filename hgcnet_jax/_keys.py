@@ -16,6 +16,7 @@ Derivations (``k`` is the key the function is given):
                               dense reference is level −1), curvature 7, the pruning step
                               of level ``i`` by method ``m`` 5000 + 97 i + m, and in it the
                               random mask of seed ``s``: ``fold_in(step key, s)``
+``prune.Trainer``             the batch order of replica ``r``: ``fold_in(split(key)[r], 1)``
 ``prune`` spectral density    10 000 (from the curvature key)
 ============================  ===========================================================
 """
@@ -40,6 +41,7 @@ __all__ = [
     "prune_density",
     "prune_step",
     "prune_random",
+    "prune_batches",
 ]
 
 
@@ -142,3 +144,11 @@ def prune_step(key: jax.Array, level: int, method_index: int) -> jax.Array:
 def prune_random(step_key: jax.Array, seed: int) -> jax.Array:
     """Key of the random mask of the replica with ``seed``, from its level's :func:`prune_step` key."""
     return jax.random.fold_in(step_key, seed)
+
+
+_PRUNE_BATCHES = 1
+
+
+def prune_batches(replica_key: jax.Array) -> jax.Array:
+    """Key of the minibatch order of one replica trained or recorded by :class:`hgcnet_jax.prune.Trainer`."""
+    return jax.random.fold_in(replica_key, _PRUNE_BATCHES)

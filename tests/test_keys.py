@@ -52,6 +52,7 @@ def test_named_derivations_are_the_historical_numbers():
         (_keys.prune_density(KEY), f(KEY, 10_000)),
         (_keys.prune_step(KEY, 2, 1), f(KEY, 5000 + 97 * 2 + 1)),
         (_keys.prune_random(KEY, 4), f(KEY, 4)),
+        (_keys.prune_batches(KEY), f(KEY, 1)),
     ]
     for ours, theirs in pairs:
         np.testing.assert_array_equal(_data(ours), _data(theirs))

@@ -61,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from hgcnet_jax import _keys
 from hgcnet_jax.prune.masks import apply_mask, flatten_prunable, masked
 
 __all__ = ["Recording", "GrangerStats", "Trainer", "epoch_batches", "n_rows"]
@@ -399,7 +400,7 @@ class Trainer:
         chunk = max(1, min(int(chunk_steps), int(steps)))
         n_chunks = -(-int(steps) // chunk)
         batches = jax.vmap(lambda k: epoch_batches(k, self.train_idx, self.batch_size, n_chunks * chunk))(
-            jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys))
+            jax.vmap(_keys.prune_batches)(keys))
         fn = self._program(opt, False, False)
         out = []
         for c in range(n_chunks):
@@ -422,7 +423,7 @@ class Trainer:
         n_chunks = -(-(steps + 1) // chunk_steps)
         total = n_chunks * chunk_steps          # whole chunks: at least steps + 1 rows
         batches = jax.vmap(lambda k: epoch_batches(k, self.train_idx, self.batch_size, total))(
-            jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys))
+            jax.vmap(_keys.prune_batches)(keys))
         unstacked = jax.tree.map(lambda x: x[0], params)
         sizes = [int(np.size(x)) for x in flatten_prunable(unstacked, self.which)]
         from hgcnet_jax.prune.masks import layer_names
