@@ -291,14 +291,14 @@ def _raw_mean(fit: Fit, outcome: str, z: jnp.ndarray) -> np.ndarray:
 
 
 def _treat(fit: Fit, name: str, value: Any, *, extrapolate: bool = False) -> float:
-    if not extrapolate:
-        _check_range(fit, name, value)
     try:
         z = fit.scaling.to_model(fit.graph, name, value)
     except ValueError as e:
         raise ValueError(f"do[{name!r}]: {e}") from None
     if np.ndim(z) != 0:
         raise ValueError(f"do[{name!r}] must be a scalar in raw units, got shape {np.shape(z)}")
+    if not extrapolate:  # a valid value: is it one the model has seen?
+        _check_range(fit, name, value)
     return float(z)
 
 
@@ -311,7 +311,7 @@ def _check_range(fit: Fit, name: str, value: Any) -> None:
         col = fit.graph.variable(name).column
         seen = np.asarray(fit.data[col], dtype=float)
     except (TypeError, ValueError, KeyError):
-        return  # not a scalar or no such column: _treat reports it
+        return  # no such column in the fitted table: nothing to compare with
     seen = seen[np.isfinite(seen)]
     if seen.size == 0 or not np.isfinite(v):
         return

@@ -41,11 +41,13 @@ def test_extrapolate_true_accepts_it_and_in_range_queries_stay_silent(narrow_fit
     assert far.mean == far.mean and inside.lower <= inside.mean <= inside.upper
 
 
-def test_the_warning_can_be_made_an_error(narrow_fit):
+def test_the_warning_can_be_made_an_error_and_invalid_values_only_raise(narrow_fit):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ExtrapolationWarning)
         with pytest.raises(ExtrapolationWarning):
             causal.ate(narrow_fit, "B", 16, 10**6, "G")
+        with pytest.raises(ValueError, match=r"do\['B'\]"):  # log2(0): invalid, not an extrapolation
+            causal.ate(narrow_fit, "B", 0, 64, "G")
 
 
 def _vars(*names):
