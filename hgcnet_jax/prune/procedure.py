@@ -57,6 +57,7 @@ from hgcnet_jax import _io, _keys
 from hgcnet_jax.prune.granger import granger_keep, granger_keep_stats, magnitude_keep, random_keep
 from hgcnet_jax.prune.masks import apply_mask, flatten_prunable, ones_mask, prunable, unflatten_prunable
 from hgcnet_jax.prune.record import Trainer
+from hgcnet_jax.prune.solvers import STATUS_CONVERGED, STATUSES
 from hgcnet_jax.prune.structured import structured_granger_keep, structured_granger_keep_stats
 
 __all__ = ["PruneConfig", "PruneResult", "run_pruning", "METHODS", "DEFAULT_METHODS"]
@@ -192,7 +193,10 @@ class PruneResult:
 
     Attributes:
         table: one row per (method, seed, level): ``method, seed, level, target_sparsity,
-            sparsity, test_acc, lambda_max, lasso_max_gap, lasso_converged, wall_s``.
+            sparsity, test_acc, lambda_max, lasso_max_gap, lasso_converged, lasso_status, wall_s``
+            (``lasso_status``: the worst :data:`~hgcnet_jax.prune.solvers.STATUSES` entry of
+            the step's Lasso fits — ``"precision"`` when a gap stopped at the float32
+            floor — and ``None`` for methods without a Lasso).
             The dense reference is ``method="dense"``, ``level=-1``, ``sparsity=0``.
         spectra: ``{(method, level): {"grid", "density"}}`` of seed 0 where measured.
         masks: ``{method: list of (S, P) keep arrays per level}``.
@@ -364,6 +368,7 @@ def run_pruning(
                 "sparsity": float(spars[s]), "test_acc": float(acc[s]), "lambda_max": float(lam[s]),
                 "lasso_max_gap": float(extra.get("gap", [np.nan] * S)[s]),
                 "lasso_converged": bool(extra.get("conv", [True] * S)[s]),
+                "lasso_status": extra.get("status", [None] * S)[s],
                 "wall_s": float(time.perf_counter() - t0),
             })
 
@@ -397,7 +402,7 @@ def run_pruning(
                           solver=cfg.solver)
         else:
             fit_kw.update(target_sparsity=target, protect=protect)
-        new, gaps, conv = [], [], []
+        new, gaps, conv, status = [], [], [], []
         if cfg.recording == "full":
             _, rec = trainer.record(ckpt, mask, same_batch=cfg.target == "same_batch", **rec_kw)
             for s in range(S):
@@ -410,6 +415,7 @@ def run_pruning(
                 results = [getattr(f, "result", f) for f in fits]
                 gaps.append(max((float(r.duality_gap) for r in results), default=0.0))
                 conv.append(all(bool(r.converged) for r in results))
+                status.append(STATUSES[max((int(r.status) for r in results), default=STATUS_CONVERGED)])
             del rec
         else:
             import tempfile
@@ -427,8 +433,9 @@ def run_pruning(
                 results = [getattr(f, "result", f) for f in fits]
                 gaps.append(max((float(r.duality_gap) for r in results), default=0.0))
                 conv.append(all(bool(r.converged) for r in results))
+                status.append(STATUSES[max((int(r.status) for r in results), default=STATUS_CONVERGED)])
             del st
-        return np.stack(new), {"gap": gaps, "conv": conv}
+        return np.stack(new), {"gap": gaps, "conv": conv, "status": status}
 
     # 3. methods × levels
     masks: dict = {}

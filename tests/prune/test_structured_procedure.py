@@ -71,7 +71,12 @@ def test_structured_removes_whole_channels_and_keeps_the_planted_ones(features):
     g = _units(res.masks["granger"][1])
     assert g[:, :, :REL].mean() >= 0.9
     assert np.all(np.isfinite(t.test_acc))
-    assert t[t.method != "dense"].lasso_converged.all()
+    # Every Lasso fit met its tolerance or stopped at float32's rounding floor; none ran
+    # out of iterations. (Which of the two a fit near the floor ends on is a matter of
+    # the last bit, so the test does not ask: lasso_status says it.)
+    fitted = t[t.method != "dense"]
+    assert fitted.lasso_status.isin(["converged", "precision"]).all(), fitted[["method", "seed", "level", "lasso_status"]]
+    assert (fitted.lasso_converged == (fitted.lasso_status == "converged")).all()
 
 
 @pytest.mark.slow
