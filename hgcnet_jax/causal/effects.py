@@ -366,9 +366,9 @@ def interventional_mean(
     _check_var(fit, outcome, "outcome")
     if not isinstance(do, Mapping) or not do:
         raise ValueError("do must be a non-empty mapping {variable: raw value}, e.g. {'B': 16}")
-    zs = {_check_var(fit, k, "do variable"): _treat(fit, k, v, extrapolate=extrapolate) for k, v in do.items()}
-    if outcome in zs:
+    if outcome in do:  # before any value is checked against the fitted range
         raise ValueError(f"outcome {outcome!r} cannot also be intervened on")
+    zs = {_check_var(fit, k, "do variable"): _treat(fit, k, v, extrapolate=extrapolate) for k, v in do.items()}
     sim = simulate(fit, zs, key=_query_key(fit, key), noise=noise, rows=rows)
     label = ", ".join(f"{k}={v}" for k, v in do.items())
     return Effect.from_draws(
