@@ -60,7 +60,7 @@ from hgcnet_jax.prune.record import Trainer
 from hgcnet_jax.prune.solvers import STATUS_CONVERGED, STATUSES
 from hgcnet_jax.prune.structured import structured_granger_keep, structured_granger_keep_stats
 
-__all__ = ["PruneConfig", "PruneResult", "run_pruning", "METHODS", "DEFAULT_METHODS"]
+__all__ = ["PruneConfig", "PruneResult", "PruneState", "run_pruning", "METHODS", "DEFAULT_METHODS"]
 
 METHODS = ("granger", "magnitude", "random", "granger_structured")
 DEFAULT_METHODS = ("granger", "magnitude", "random")
@@ -254,6 +254,228 @@ def _curvature(fns, params, mask, *, key) -> tuple[np.ndarray, dict]:
     return lams, {"grid": np.asarray(grid).tolist(), "density": np.asarray(density).tolist()}
 
 
+@dataclass
+class PruneState:
+    """What a pruning study has finished: the resumable record written to ``state.json``.
+
+    Attributes:
+        config: the :class:`PruneConfig` as a dict (a folder resumes only the same one).
+        rows: the table's rows so far (see :class:`PruneResult`).
+        spectra: ``"method@level" -> {"grid", "density"}``.
+        done: the finished phases: ``"pretrain"``, ``"dense"``, ``"<method>:<level>"``.
+        structured_protect: the layers whose units ``granger_structured`` never removes.
+    """
+
+    config: dict
+    rows: list = field(default_factory=list)
+    spectra: dict = field(default_factory=dict)
+    done: list = field(default_factory=list)
+    structured_protect: list | None = None
+
+    def to_json(self) -> dict:
+        d = {"config": self.config, "rows": self.rows, "spectra": self.spectra, "done": self.done}
+        if self.structured_protect is not None:
+            d["structured_protect"] = self.structured_protect
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "PruneState":
+        return cls(config=d["config"], rows=list(d.get("rows", [])), spectra=dict(d.get("spectra", {})),
+                   done=list(d.get("done", [])), structured_protect=d.get("structured_protect"))
+
+
+class _Folder:
+    """``out_dir`` of a pruning study (or nothing, in memory): state, checkpoints, masks."""
+
+    def __init__(self, out: Path | None):
+        self.out = out
+
+    def load_state(self, cfg: PruneConfig, reuse_pretrain: bool) -> PruneState:
+        fresh = PruneState(config=cfg.to_dict())
+        if self.out is None:
+            return fresh
+        _io.ensure_writable_dir(self.out, what="pruning output folder")
+        sp = self.out / "state.json"
+        if not sp.exists():
+            return fresh
+        old = json.loads(sp.read_text())
+        if old.get("config") == fresh.config:
+            return PruneState.from_json(old)
+        if reuse_pretrain and "pretrain" in old.get("done", []) and all(
+                old["config"].get(k) == fresh.config[k] for k in _PRETRAIN_FIELDS):
+            fresh.done = ["pretrain"]                # same pre-training: keep it, redo the rest
+            return fresh
+        raise ValueError(f"run_pruning: {self.out} holds a run with another configuration; "
+                         "use a fresh --out folder or the same settings to resume")
+
+    def save(self, state: PruneState, arrays: dict | None = None, name: str | None = None) -> None:
+        if self.out is None:
+            return
+        if arrays is not None and name is not None:
+            with _io.atomic_write(self.out / f"{name}.npz") as f:
+                np.savez(f, **arrays)
+        _io.write_json(self.out / "state.json", state.to_json())
+
+    def load(self, name: str):
+        return np.load(self.out / f"{name}.npz")
+
+    def save_mask(self, method: str, level: int, keep: np.ndarray) -> None:
+        if self.out is not None:
+            with _io.atomic_write(self.out / f"mask_{method}_{level}.npz") as f:
+                np.savez_compressed(f, keep=keep)
+
+    def load_mask(self, method: str, level: int) -> np.ndarray:
+        return np.load(self.out / f"mask_{method}_{level}.npz")["keep"]
+
+
+@dataclass(frozen=True)
+class _Net:
+    """The network's prunable layout, shared by every phase (replicas stacked on axis 0)."""
+
+    params0: Any                       # initial parameters, (S, ...) leaves
+    which: Any                         # prunable flags, unstacked
+    treedef: Any
+    slices: dict                       # layer -> slice of the flat P axis
+    shapes: dict                       # layer -> kernel shape
+    ones: Any                          # all-ones stacked mask
+
+    @property
+    def num_replicas(self) -> int:
+        return int(jax.tree.leaves(self.params0)[0].shape[0])
+
+    @property
+    def num_prunable(self) -> int:
+        return max(sl.stop for sl in self.slices.values())
+
+    def to_np(self, tree) -> dict:
+        return {str(i): np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
+
+    def from_np(self, d) -> Any:
+        return jax.tree.unflatten(self.treedef, [jnp.asarray(d[str(i)]) for i in range(len(d))])
+
+    def mask(self, keep: np.ndarray | None):
+        return self.ones if keep is None else _mask_from_keep(keep, self.params0, self.which)
+
+
+def _net(task, seed_keys) -> _Net:
+    from hgcnet_jax.prune.masks import layer_names
+
+    params0 = jax.jit(jax.vmap(task.init))(seed_keys)
+    unstacked = jax.tree.map(lambda x: x[0], params0)
+    which = prunable(unstacked)
+    sizes = [int(np.size(x)) for x in flatten_prunable(unstacked, which)]
+    offs = np.concatenate([[0], np.cumsum(sizes)])
+    names = layer_names(unstacked, which)
+    slices = {n: slice(int(offs[i]), int(offs[i + 1])) for i, n in enumerate(names)}
+    kernels = [x for x, f in zip(jax.tree.leaves(unstacked), jax.tree.leaves(which)) if f]
+    shapes = {n: tuple(np.shape(x)) for n, x in zip(slices, kernels)}
+    return _Net(params0, which, jax.tree.structure(params0), slices, shapes, jax.vmap(ones_mask)(params0))
+
+
+@dataclass(frozen=True)
+class _Step:
+    """Everything a scorer needs for one (method, level) step."""
+
+    cfg: PruneConfig
+    net: _Net
+    trainer: Trainer
+    ckpt: Any                          # the pre-trained checkpoint θ0
+    folder: _Folder
+    protect: tuple
+    warn: bool
+
+
+def _certificates(fits_per_replica: list) -> dict:
+    """The table's Lasso columns from each replica's fits: worst gap, all converged, worst status."""
+    gaps, conv, status = [], [], []
+    for fits in fits_per_replica:
+        results = [getattr(f, "result", f) for f in fits]
+        gaps.append(max((float(r.duality_gap) for r in results), default=0.0))
+        conv.append(all(bool(r.converged) for r in results))
+        status.append(STATUSES[max((int(r.status) for r in results), default=STATUS_CONVERGED)])
+    return {"gap": gaps, "conv": conv, "status": status}
+
+
+def _score_granger(st: _Step, method: str, keep, mask, step_key, target):
+    """New keep flags ``(S, P)`` by the (structured) Granger regression, and the certificates."""
+    cfg, net, S = st.cfg, st.net, st.net.num_replicas
+    structured = method == "granger_structured"
+    rec_kw = dict(key=step_key, steps=cfg.prune_steps, lr=cfg.prune_lr, chunk_steps=cfg.chunk_steps)
+    fit_kw = dict(alpha=cfg.alpha, standardize=cfg.standardize, tol=cfg.lasso_tol, warn=st.warn)
+    if not structured:
+        fit_kw.update(mode=cfg.granger_mode, target_sparsity=target, alpha_scale=cfg.alpha_scale, solver=cfg.solver)
+    else:
+        fit_kw.update(target_sparsity=target, protect=st.protect)
+    new, fits = [], []
+    if cfg.recording == "full":
+        _, rec = st.trainer.record(st.ckpt, mask, same_batch=cfg.target == "same_batch", **rec_kw)
+        for s in range(S):
+            X, y = rec.design(s, target=cfg.target, features=cfg.features)
+            if structured:
+                k, f = structured_granger_keep(X, y, keep[s], net.slices, net.shapes, **fit_kw)
+            else:
+                k, f = granger_keep(X, y, keep[s], net.slices, scope=cfg.granger_scope, **fit_kw)
+            new.append(k)
+            fits.append(f)
+        del rec
+    else:
+        import tempfile
+
+        out = st.folder.out
+        spill = (str(out) if out is not None else tempfile.gettempdir()) if cfg.spill_columns else None
+        _, stats = st.trainer.record_stats(st.ckpt, mask, scope="layer" if structured else cfg.granger_scope,
+                                           target=cfg.target, features=cfg.features,
+                                           gram_max_features=cfg.gram_max_features, spill_dir=spill, **rec_kw)
+        for s in range(S):
+            if structured:
+                k, f = structured_granger_keep_stats(stats, s, keep[s], net.shapes, **fit_kw)
+            else:
+                k, f = granger_keep_stats(stats, s, keep[s], **fit_kw)
+            new.append(k)
+            fits.append(f)
+        del stats
+    return np.stack(new), _certificates(fits)
+
+
+def _score_magnitude(st: _Step, method: str, keep, mask, step_key, target):
+    cfg = st.cfg
+    if cfg.magnitude_steps > 0:
+        trained, _ = st.trainer.train(st.ckpt, mask, key=step_key, steps=cfg.magnitude_steps, opt=("sgd", cfg.prune_lr))
+    else:
+        trained = jax.vmap(apply_mask)(st.ckpt, mask)
+    w = _flat(trained, st.net.which)
+    return np.stack([magnitude_keep(w[s], keep[s], st.net.slices, target_sparsity=target, scope=cfg.magnitude_scope)
+                     for s in range(st.net.num_replicas)]), {}
+
+
+def _score_random(st: _Step, method: str, keep, mask, step_key, target):
+    cfg = st.cfg
+    return np.stack([random_keep(keep[s], st.net.slices, target_sparsity=target,
+                                 key=_keys.prune_random(step_key, int(cfg.seeds[s])), scope=cfg.random_scope)
+                     for s in range(st.net.num_replicas)]), {}
+
+
+#: method -> scorer ``(step, method, keep, mask, step_key, target) -> (new keep (S, P), Lasso columns)``
+_SCORERS: dict[str, Callable] = {
+    "granger": _score_granger,
+    "granger_structured": _score_granger,
+    "magnitude": _score_magnitude,
+    "random": _score_random,
+}
+
+
+def _protected_layers(task, cfg: PruneConfig, net: _Net) -> tuple:
+    """The layers whose units ``granger_structured`` keeps: the classifier (output width = classes) by default."""
+    if cfg.structured_protect is None:
+        n_cls = getattr(getattr(task, "dataset", None), "num_classes", None)
+        return tuple(n for n in net.slices if n_cls is not None and net.shapes[n][-1] == n_cls)
+    protect = tuple(cfg.structured_protect)
+    unknown = [n for n in protect if n not in net.slices]
+    if unknown:
+        raise ValueError(f"PruneConfig.structured_protect: unknown layers {unknown}; layers: {list(net.slices)}")
+    return protect
+
+
 def run_pruning(
     task: Any,
     config: PruneConfig,
@@ -291,79 +513,40 @@ def run_pruning(
         raise ValueError(f"run_pruning: methods must be a non-empty subset of {METHODS}, got {list(methods)}")
     cfg = config
     say = progress or (lambda msg: None)
-    out = Path(out_dir) if out_dir is not None else None
-    state: dict = {"config": cfg.to_dict(), "rows": [], "spectra": {}, "done": []}
-    if out is not None:
-        _io.ensure_writable_dir(out, what="pruning output folder")
-        sp = out / "state.json"
-        if sp.exists():
-            old = json.loads(sp.read_text())
-            if old.get("config") == state["config"]:
-                state = old
-            elif reuse_pretrain and "pretrain" in old.get("done", []) and all(
-                    old["config"].get(k) == state["config"][k] for k in _PRETRAIN_FIELDS):
-                state["done"] = ["pretrain"]          # same pre-training: keep it, redo the rest
-            else:
-                raise ValueError(f"run_pruning: {out} holds a run with another configuration; "
-                                 "use a fresh --out folder or the same settings to resume")
+    folder = _Folder(Path(out_dir) if out_dir is not None else None)
+    state = folder.load_state(cfg, reuse_pretrain)
 
-    def save(params_np: dict | None = None, name: str | None = None):
-        if out is None:
-            return
-        if params_np is not None and name is not None:
-            with _io.atomic_write(out / f"{name}.npz") as f:
-                np.savez(f, **params_np)
-        _io.write_json(out / "state.json", state)
-
-    S = len(cfg.seeds)
-    seed_keys = jnp.stack([jax.random.fold_in(key, int(s)) for s in cfg.seeds])
-    params0 = jax.jit(jax.vmap(task.init))(seed_keys)
-    unstacked = jax.tree.map(lambda x: x[0], params0)
-    which = prunable(unstacked)
-    leaves_def = jax.tree.structure(params0)
-    trainer = Trainer(task, which, cfg.batch_size)
-    ones = jax.vmap(ones_mask)(params0)
+    net = _net(task, jnp.stack([jax.random.fold_in(key, int(s)) for s in cfg.seeds]))
+    S, P = net.num_replicas, net.num_prunable
+    trainer = Trainer(task, net.which, cfg.batch_size)
     test_idx = np.asarray(task.splits["test"])
     eval_idx = test_idx if cfg.eval_examples is None else test_idx[: cfg.eval_examples]
-    curv_idx = jnp.asarray(test_idx[: cfg.curvature_examples])
-    curv_fns = _curvature_fns(task, curv_idx, cfg.lanczos_steps)
-    P = _flat(params0, which).shape[1]
-    from hgcnet_jax.prune.masks import layer_names
-
-    sizes = [int(np.size(x)) for x in flatten_prunable(unstacked, which)]
-    offs = np.concatenate([[0], np.cumsum(sizes)])
-    slices = {n: slice(int(offs[i]), int(offs[i + 1])) for i, n in enumerate(layer_names(unstacked, which))}
-
-    def to_np(tree):
-        return {str(i): np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
-
-    def from_np(d):
-        return jax.tree.unflatten(leaves_def, [jnp.asarray(d[str(i)]) for i in range(len(d))])
+    curv_fns = _curvature_fns(task, jnp.asarray(test_idx[: cfg.curvature_examples]), cfg.lanczos_steps)
 
     # 1. pre-train (resumable)
-    if out is not None and "pretrain" in state["done"]:
-        ckpt = from_np(np.load(out / "pretrain.npz"))
+    if folder.out is not None and "pretrain" in state.done:
+        ckpt = net.from_np(folder.load("pretrain"))
     else:
         t0 = time.perf_counter()
-        ckpt, _ = trainer.train(params0, ones, key=_keys.prune_pretrain(key), steps=cfg.pretrain_steps,
+        ckpt, _ = trainer.train(net.params0, net.ones, key=_keys.prune_pretrain(key), steps=cfg.pretrain_steps,
                                 opt=("adam", cfg.train_lr))
-        state["done"].append("pretrain")
-        save(to_np(ckpt), "pretrain")
+        state.done.append("pretrain")
+        folder.save(state, net.to_np(ckpt), "pretrain")
         say(f"pre-trained {S} seeds in {time.perf_counter() - t0:.1f}s")
 
     def finish(method, level_i, target, keep, extra, t0):
-        mask = ones if keep is None else _mask_from_keep(keep, params0, which)
+        """Final training of the masked model from θ0, its accuracy and curvature: the table's rows."""
+        mask = net.mask(keep)
         final, _ = trainer.train(ckpt, mask, key=_keys.prune_final(key, level_i), steps=cfg.final_steps,
                                  opt=("adam", cfg.train_lr))
         acc = trainer.accuracy(final, mask, eval_idx)
         spars = np.zeros(S) if keep is None else 1.0 - keep.mean(axis=1)
         lam = np.full(S, np.nan)
-        measure = keep is None or any(abs(target - c) < 1e-9 for c in cfg.curvature_levels)
-        if measure:
+        if keep is None or any(abs(target - c) < 1e-9 for c in cfg.curvature_levels):
             lam, spec = _curvature(curv_fns, final, mask, key=_keys.prune_curvature(key))
-            state["spectra"][f"{method}@{target}"] = spec
+            state.spectra[f"{method}@{target}"] = spec
         for s in range(S):
-            state["rows"].append({
+            state.rows.append({
                 "method": method, "seed": int(cfg.seeds[s]), "level": level_i, "target_sparsity": float(target),
                 "sparsity": float(spars[s]), "test_acc": float(acc[s]), "lambda_max": float(lam[s]),
                 "lasso_max_gap": float(extra.get("gap", [np.nan] * S)[s]),
@@ -373,69 +556,16 @@ def run_pruning(
             })
 
     # 2. dense reference
-    if "dense" not in state["done"]:
-        t0 = time.perf_counter()
-        finish("dense", -1, 0.0, None, {}, t0)
-        state["done"].append("dense")
-        save()
+    if "dense" not in state.done:
+        finish("dense", -1, 0.0, None, {}, time.perf_counter())
+        state.done.append("dense")
+        folder.save(state)
         say("dense reference trained")
 
-    shapes = {n: tuple(np.shape(x)) for n, x in zip(slices, [x for x, f in zip(jax.tree.leaves(unstacked), jax.tree.leaves(which)) if f])}
-    if cfg.structured_protect is None:
-        n_cls = getattr(getattr(task, "dataset", None), "num_classes", None)
-        protect = tuple(n for n in slices if n_cls is not None and shapes[n][-1] == n_cls)
-    else:
-        protect = tuple(cfg.structured_protect)
-        unknown = [n for n in protect if n not in slices]
-        if unknown:
-            raise ValueError(f"PruneConfig.structured_protect: unknown layers {unknown}; layers: {list(slices)}")
+    protect = _protected_layers(task, cfg, net)
     if "granger_structured" in methods:
-        state["structured_protect"] = list(protect)      # for the record: units never removed
-
-    def score_granger(method, keep, mask, step_key, target):
-        """New keep flags ``(S, P)`` by the (structured) Granger regression, and the certificates."""
-        structured = method == "granger_structured"
-        rec_kw = dict(key=step_key, steps=cfg.prune_steps, lr=cfg.prune_lr, chunk_steps=cfg.chunk_steps)
-        fit_kw = dict(alpha=cfg.alpha, standardize=cfg.standardize, tol=cfg.lasso_tol, warn=warn)
-        if not structured:
-            fit_kw.update(mode=cfg.granger_mode, target_sparsity=target, alpha_scale=cfg.alpha_scale,
-                          solver=cfg.solver)
-        else:
-            fit_kw.update(target_sparsity=target, protect=protect)
-        new, gaps, conv, status = [], [], [], []
-        if cfg.recording == "full":
-            _, rec = trainer.record(ckpt, mask, same_batch=cfg.target == "same_batch", **rec_kw)
-            for s in range(S):
-                X, y = rec.design(s, target=cfg.target, features=cfg.features)
-                if structured:
-                    k, fits = structured_granger_keep(X, y, keep[s], slices, shapes, **fit_kw)
-                else:
-                    k, fits = granger_keep(X, y, keep[s], slices, scope=cfg.granger_scope, **fit_kw)
-                new.append(k)
-                results = [getattr(f, "result", f) for f in fits]
-                gaps.append(max((float(r.duality_gap) for r in results), default=0.0))
-                conv.append(all(bool(r.converged) for r in results))
-                status.append(STATUSES[max((int(r.status) for r in results), default=STATUS_CONVERGED)])
-            del rec
-        else:
-            import tempfile
-
-            spill = (str(out) if out is not None else tempfile.gettempdir()) if cfg.spill_columns else None
-            _, st = trainer.record_stats(ckpt, mask, scope="layer" if structured else cfg.granger_scope,
-                                         target=cfg.target, features=cfg.features,
-                                         gram_max_features=cfg.gram_max_features, spill_dir=spill, **rec_kw)
-            for s in range(S):
-                if structured:
-                    k, fits = structured_granger_keep_stats(st, s, keep[s], shapes, **fit_kw)
-                else:
-                    k, fits = granger_keep_stats(st, s, keep[s], **fit_kw)
-                new.append(k)
-                results = [getattr(f, "result", f) for f in fits]
-                gaps.append(max((float(r.duality_gap) for r in results), default=0.0))
-                conv.append(all(bool(r.converged) for r in results))
-                status.append(STATUSES[max((int(r.status) for r in results), default=STATUS_CONVERGED)])
-            del st
-        return np.stack(new), {"gap": gaps, "conv": conv, "status": status}
+        state.structured_protect = list(protect)      # for the record: units never removed
+    step = _Step(cfg, net, trainer, ckpt, folder, protect, warn)
 
     # 3. methods × levels
     masks: dict = {}
@@ -443,40 +573,20 @@ def run_pruning(
         keep = np.ones((S, P), bool)
         masks[method] = []
         for i, target in enumerate(cfg.levels):
-            tag = f"{method}:{i}"
-            if tag in state["done"]:
-                keep = np.load(out / f"mask_{method}_{i}.npz")["keep"]
+            if f"{method}:{i}" in state.done:
+                keep = folder.load_mask(method, i)
                 masks[method].append(keep)
                 continue
             t0 = time.perf_counter()
-            mask = _mask_from_keep(keep, params0, which)
-            step_key = _keys.prune_step(key, i, METHODS.index(method))
-            extra: dict = {}
-            if method in ("granger", "granger_structured"):
-                keep, extra = score_granger(method, keep, mask, step_key, target)
-            elif method == "magnitude":
-                if cfg.magnitude_steps > 0:
-                    trained, _ = trainer.train(ckpt, mask, key=step_key, steps=cfg.magnitude_steps,
-                                               opt=("sgd", cfg.prune_lr))
-                else:
-                    trained = jax.vmap(apply_mask)(ckpt, mask)
-                w = _flat(trained, which)
-                keep = np.stack([magnitude_keep(w[s], keep[s], slices, target_sparsity=target,
-                                                scope=cfg.magnitude_scope) for s in range(S)])
-            else:
-                keep = np.stack([random_keep(keep[s], slices, target_sparsity=target,
-                                             key=_keys.prune_random(step_key, int(cfg.seeds[s])),
-                                             scope=cfg.random_scope)
-                                 for s in range(S)])
+            keep, extra = _SCORERS[method](step, method, keep, net.mask(keep),
+                                           _keys.prune_step(key, i, METHODS.index(method)), target)
             finish(method, i, target, keep, extra, t0)
             masks[method].append(keep)
-            state["done"].append(tag)
-            if out is not None:
-                with _io.atomic_write(out / f"mask_{method}_{i}.npz") as f:
-                    np.savez_compressed(f, keep=keep)
-            save()
+            state.done.append(f"{method}:{i}")
+            folder.save_mask(method, i, keep)
+            folder.save(state)
             say(f"{method}: level {i + 1}/{len(cfg.levels)} (target {target:.0%}, "
                 f"reached {1 - keep.mean():.1%}) in {time.perf_counter() - t0:.1f}s")
 
-    table = pd.DataFrame(state["rows"])
-    return PruneResult(table=table, spectra=state["spectra"], masks=masks, config=cfg)
+    table = pd.DataFrame(state.rows)
+    return PruneResult(table=table, spectra=state.spectra, masks=masks, config=cfg)
