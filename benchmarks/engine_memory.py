@@ -43,7 +43,7 @@ def run(*, quick: bool = False) -> dict:
             runs = [Intervention(n_train, lr=0.01, optimizer="adam", seed=s) for s in range(R)]
             hp = jax.tree.map(jnp.asarray, S._hp_arrays(runs))
             carry = S._init_carry(task, jax.random.key(0), np.arange(R, dtype=np.int32), n_train)
-            compiled = S._compiled.lower(carry, hp, data, masks, jnp.int32(0), task=task, plan=plan, mesh=None).compile()
+            compiled = S._compiled.lower(carry, hp, data, masks, jnp.int32(0), spec=task.spec, plan=plan, mesh=None).compile()
             m = compiled.memory_analysis()
             out[width, R] = {
                 "peak": m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
