@@ -63,6 +63,7 @@ import optax
 
 from hgcnet_jax import _keys
 from hgcnet_jax.prune.masks import apply_mask, flatten_prunable, masked
+from hgcnet_jax.train.optim import replica_optimizer
 
 __all__ = ["Recording", "GrangerStats", "Trainer", "epoch_batches", "n_rows"]
 
@@ -348,9 +349,10 @@ class Trainer:
 
     # -- one compiled program per (optimizer spec, record) ---------------------------------
     def _opt(self, spec: tuple, mask):
+        """The package's one optimiser (:func:`hgcnet_jax.train.optim.replica_optimizer`,
+        which the sweep runs too) as plain SGD or Adam, with the updates masked."""
         kind, lr = spec
-        base = optax.sgd(lr) if kind == "sgd" else optax.adam(lr)
-        return masked(base, mask)
+        return masked(replica_optimizer(lr, is_adam=kind == "adam"), mask)
 
     def _program(self, spec: tuple, record: bool, same_batch: bool):
         k = (spec, record, same_batch)

@@ -7,6 +7,7 @@ for resumable sweeps.
 """
 
 from hgcnet_jax.train.interventions import Budget, Intervention, grid
+from hgcnet_jax.train.optim import ReplicaOptState, replica_optimizer
 from hgcnet_jax.train.sharding import make_mesh
 from hgcnet_jax.train.sweep import METRICS, SweepResult, run_key, sweep
 from hgcnet_jax.train.task import Task, TaskSpec, make_task
@@ -23,4 +24,6 @@ __all__ = [
     "METRICS",
     "run_key",
     "make_mesh",
+    "replica_optimizer",
+    "ReplicaOptState",
 ]

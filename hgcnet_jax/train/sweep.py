@@ -23,7 +23,9 @@ SGD, heavy-ball momentum and Adam, selected per replica:
     u = \\begin{cases} \\hat\\mu / (\\sqrt{\\hat\\nu} + \\epsilon) & \\text{adam} \\\\ \\mu & \\text{otherwise} \\end{cases}
 
 with :math:`m` the ``reg_scope`` mask, Adam's :math:`\\beta_1 = 0.9, \\beta_2 = 0.999,
-\\epsilon = 10^{-8}` and bias correction (Kingma & Ba 2015).
+\\epsilon = 10^{-8}` and bias correction (Kingma & Ba 2015). The update is
+:func:`hgcnet_jax.train.optim.replica_optimizer`, the optax transformation that pruning's
+trainer runs too (one optimiser for every training loop of the package).
 
 Metrics are computed inside the program at the end of every period of
 ``budget.cadence`` steps (eval mode: train loss and accuracy, validation and test
@@ -69,6 +71,7 @@ from hgcnet_jax import _keys
 from hgcnet_jax.train import sharding as _sharding
 from hgcnet_jax.train.checkpoint import BucketCheckpointer, check_fingerprint
 from hgcnet_jax.train.interventions import Budget, Intervention, REG_SCOPES, as_interventions
+from hgcnet_jax.train.optim import ReplicaOptState, replica_optimizer
 from hgcnet_jax.train.task import Task, TaskSpec
 
 __all__ = ["sweep", "SweepResult", "METRICS", "run_key"]
@@ -76,7 +79,6 @@ __all__ = ["sweep", "SweepResult", "METRICS", "run_key"]
 #: Metrics recorded at every evaluation, in this order.
 METRICS = ("batch_loss", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 
-_B1, _B2, _EPS = 0.9, 0.999, 1e-8
 _HP = ("lr", "momentum", "is_adam", "weight_decay", "l2", "l1", "noise_std", "sam_rho", "scope")
 
 
@@ -284,23 +286,17 @@ def _program(carry, hp, data, masks, first_period, *, spec: TaskSpec, plan: _Pla
             g = jax.tree.map(lambda a, z: a + hp["noise_std"] * z, g, jax.tree.unflatten(tdef, noise))
         m = jax.tree.map(lambda tab: tab[hp["scope"]], masks)
         g = jax.tree.map(lambda gi, pi, mi: gi + mi * (hp["l2"] * pi + hp["l1"] * jnp.sign(pi)), g, p, m)
-        is_adam = hp["is_adam"] > 0
-        count = c["count"] + 1
-        mu = jax.tree.map(
-            lambda mu_, gi: jnp.where(is_adam, _B1 * mu_ + (1 - _B1) * gi, hp["momentum"] * mu_ + gi), c["mu"], g
-        )
-        nu = jax.tree.map(lambda nu_, gi: jnp.where(is_adam, _B2 * nu_ + (1 - _B2) * gi * gi, nu_), c["nu"], g)
-        cf = count.astype(jnp.float32)
-        bc1, bc2 = 1 - _B1**cf, 1 - _B2**cf
-        u = jax.tree.map(lambda a, b: jnp.where(is_adam, (a / bc1) / (jnp.sqrt(b / bc2) + _EPS), a), mu, nu)
-        new_p = jax.tree.map(lambda pi, ui, mi: pi - hp["lr"] * ui - hp["lr"] * hp["weight_decay"] * mi * pi, p, u, m)
+        opt = replica_optimizer(hp["lr"], momentum=hp["momentum"], is_adam=hp["is_adam"],
+                                weight_decay=hp["weight_decay"], decay_mask=m)
+        updates, st = opt.update(g, ReplicaOptState(c["mu"], c["nu"], c["count"]), p)
+        new_p = optax.apply_updates(p, updates)
         finite = jnp.isfinite(loss) & _tree_all_finite(new_p)
         ok = c["alive"] & finite
         return {
             "params": _where(ok, new_p, p),
-            "mu": _where(ok, mu, c["mu"]),
-            "nu": _where(ok, nu, c["nu"]),
-            "count": jnp.where(ok, count, c["count"]),
+            "mu": _where(ok, st.mu, c["mu"]),
+            "nu": _where(ok, st.nu, c["nu"]),
+            "count": jnp.where(ok, st.count, c["count"]),
             "mstate": _where(ok, new_mstate, c["mstate"]),
             "alive": ok,
             "div_step": jnp.where(c["alive"] & ~finite, t, c["div_step"]),
