@@ -9,19 +9,13 @@ The names below are the public API; everything else is reachable through the
 subpackages (``hgcnet_jax.curvature.spectral_density`` …).
 """
 
-from importlib import metadata as _metadata
-
 from hgcnet_jax import causal, curvature, data, mediators, models, prune, train
 from hgcnet_jax.causal import Hypergraph, ate, fit, interventional_mean, mediation
 from hgcnet_jax.curvature import hessian_trace, hvp, lanczos, spectral_density, top_eigenvalues
 from hgcnet_jax.data import Dataset, load
 from hgcnet_jax.mediators import measure
 from hgcnet_jax.train import Budget, Intervention, SweepResult, Task, grid, make_task, sweep
-
-try:  # the installed distribution's version (pyproject.toml is the one place it is written)
-    __version__ = _metadata.version("hgcnet_jax")
-except _metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
-    __version__ = "0+unknown"
+from hgcnet_jax._version import __version__
 
 __all__ = [
     # subpackages

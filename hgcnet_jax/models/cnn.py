@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from hgcnet_jax.models import register
+from hgcnet_jax.models.registry import register
 
 __all__ = ["LeNet5", "AlexNet", "ResNet18", "BasicBlock"]
 

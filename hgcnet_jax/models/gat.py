@@ -18,7 +18,7 @@ import jraph
 import numpy as np
 from jaxtyping import Array, Float
 
-from hgcnet_jax.models import register
+from hgcnet_jax.models.registry import register
 from hgcnet_jax.models._graph import SparseFeatures, add_self_loops, features_of, num_nodes_of, sparse_matmul
 
 __all__ = ["GAT", "GATConv", "prepare_gat"]

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import jraph
 from jaxtyping import Array, Float
 
-from hgcnet_jax.models import register
+from hgcnet_jax.models.registry import register
 
 __all__ = ["MLP"]
 

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
-from hgcnet_jax.models import register
+from hgcnet_jax.models.registry import register
 
 __all__ = ["TransformerClassifier", "EncoderLayer"]
 
