@@ -115,7 +115,7 @@ def _assignment(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hgcnet`` argument parser (subcommands ``study``, ``prune``, ``data``)."""
-    from hgcnet_jax import __version__
+    from hgcnet_jax._version import __version__
 
     parser = _Parser(
         prog="hgcnet",

@@ -1059,7 +1059,8 @@ def summarise(
     """
     import jax
 
-    from hgcnet_jax import __version__, causal
+    from hgcnet_jax import causal
+    from hgcnet_jax._version import __version__
 
     log = log or (lambda msg: None)
     c, m = config.causal, config.mediators
