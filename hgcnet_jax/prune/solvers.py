@@ -394,6 +394,19 @@ def _check_xy(X, y, name: str = "lasso") -> tuple[Array, Array]:
     return X, y
 
 
+def _check_gram(gram, xty, n, name: str) -> tuple[Array, Array]:
+    """Validate sufficient statistics: a square ``gram``, an ``xty`` to match, ``n >= 1`` rows."""
+    gram = jnp.asarray(gram)
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+        raise ValueError(f"{name}: gram must be square (p, p), got shape {gram.shape}")
+    xty = jnp.asarray(xty, gram.dtype)
+    if xty.shape != (gram.shape[0],):
+        raise ValueError(f"{name}: xty must have shape ({gram.shape[0]},), got {xty.shape}")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{name}: n must be a positive int (rows accumulated), got {n!r}")
+    return gram, xty
+
+
 def _check_alpha(alpha, name: str = "lasso") -> None:
     if not _is_traced(alpha):
         a = np.asarray(alpha)
@@ -556,14 +569,7 @@ def lasso_gram(
         A :class:`LassoResult`.
     """
     requested64 = _requested_float64(gram, xty, yty)
-    gram = jnp.asarray(gram)
-    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
-        raise ValueError(f"lasso_gram: gram must be square (p, p), got shape {gram.shape}")
-    xty = jnp.asarray(xty, gram.dtype)
-    if xty.shape != (gram.shape[0],):
-        raise ValueError(f"lasso_gram: xty must have shape ({gram.shape[0]},), got {xty.shape}")
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"lasso_gram: n must be a positive int (rows accumulated), got {n!r}")
+    gram, xty = _check_gram(gram, xty, n, "lasso_gram")
     _check_alpha(alpha, "lasso_gram")
     dt = gram.dtype
     G, q, yy = gram / n, xty / n, jnp.asarray(yty, dt) / n

@@ -36,6 +36,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from hgcnet_jax.prune.solvers import (
     LassoResult,
+    _check_gram,
     _floor,
     _gap_from_stats,
     _lipschitz,
@@ -194,14 +195,7 @@ def group_lasso_gram(
         alpha, groups, num_groups, coef_init, tol, max_iter, warn: as in :func:`group_lasso`.
     """
     requested64 = _requested_float64(gram, xty, yty)
-    G = jnp.asarray(gram)
-    if G.ndim != 2 or G.shape[0] != G.shape[1]:
-        raise ValueError(f"group_lasso_gram: gram must be square (p, p), got shape {G.shape}")
-    q = jnp.asarray(xty, G.dtype)
-    if q.shape != (G.shape[0],):
-        raise ValueError(f"group_lasso_gram: xty must have shape ({G.shape[0]},), got {q.shape}")
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"group_lasso_gram: n must be a positive int (rows accumulated), got {n!r}")
+    G, q = _check_gram(gram, xty, n, "group_lasso_gram")
     g = np.asarray(groups)
     if g.shape != (G.shape[0],) or not np.issubdtype(g.dtype, np.integer) or (g.size and g.min() < 0):
         raise ValueError(f"group_lasso_gram: groups must be {G.shape[0]} non-negative ints, got shape {g.shape}")
