@@ -55,7 +55,13 @@ class Dataset:
             vocabulary size, tokenizer, ...
 
     The arrays are exposed read-only; ``splits`` and ``meta`` are read-only
-    mappings. Construction validates every field and names the one at fault.
+    mappings. Construction validates every field and names the one at fault. It
+    refuses only what is wrong — shapes, out-of-range labels or indices, a repeated
+    index, overlapping splits — and casts what merely has another dtype: any integer
+    ``y`` and split indices become int32 (a split is sorted), floating ``x`` becomes
+    float32 (integer token ids, for text, int32), and array-likes (lists, JAX arrays)
+    become numpy arrays. A missing ``"val"`` split is empty. :meth:`from_arrays` builds
+    one from plain ``(x, y)`` arrays.
     """
 
     name: str
@@ -72,55 +78,61 @@ class Dataset:
             raise ValueError(f"Dataset.name must be a non-empty string, got {self.name!r}")
         if self.kind not in KINDS:
             raise ValueError(f"Dataset.kind must be one of {KINDS}, got {self.kind!r}")
-        x = self.x
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"Dataset.x must be a numpy array, got {type(x).__name__}")
+        x = _as_array(self.x, "Dataset.x")
         want_ndim = _NDIM[self.kind]
         if x.ndim != want_ndim:
             raise ValueError(f"Dataset.x for kind {self.kind!r} must have {want_ndim} dimensions, got shape {x.shape}")
-        want_dtype = np.int32 if self.kind == "text" else np.float32
-        if x.dtype != want_dtype:
-            raise ValueError(f"Dataset.x for kind {self.kind!r} must be {np.dtype(want_dtype)}, got {x.dtype}")
+        if self.kind == "text":
+            x = _as_int32(x, "Dataset.x", "token ids")
+        elif np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
+            x = x.astype(np.float32, copy=False)
+        else:
+            raise ValueError(f"Dataset.x for kind {self.kind!r} must be a numeric array, got {x.dtype}")
         n = x.shape[0]
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int | np.integer):
             raise TypeError(f"Dataset.num_classes must be an int, got {type(self.num_classes).__name__}")
         if self.num_classes < 1:
             raise ValueError(f"Dataset.num_classes must be >= 1, got {self.num_classes}")
-        y = self.y
-        if not isinstance(y, np.ndarray) or y.dtype != np.int32 or y.shape != (n,):
+        y = _as_array(self.y, "Dataset.y")
+        if y.shape != (n,) or not (np.issubdtype(y.dtype, np.integer) or _integral_floats(y)):
             raise ValueError(
-                f"Dataset.y must be an int32 array of shape ({n},), got "
-                f"{type(y).__name__} {getattr(y, 'dtype', '')} {getattr(y, 'shape', '')}"
+                f"Dataset.y must be an integer array of shape ({n},), got "
+                f"{type(self.y).__name__} {getattr(y, 'dtype', '')} {getattr(y, 'shape', '')}"
             )
+        y = _as_int32(y, "Dataset.y", "labels")
         if n and (y.min() < -1 or y.max() >= self.num_classes):
             raise ValueError(
                 f"Dataset.y must lie in [-1, {self.num_classes}) (-1 = unlabelled), got range [{y.min()}, {y.max()}]"
             )
-        if not isinstance(self.splits, Mapping) or set(self.splits) != set(SPLIT_NAMES):
+        given = dict(self.splits) if isinstance(self.splits, Mapping) else None
+        if given is not None:
+            given.setdefault("val", np.zeros(0, np.int32))
+        if given is None or set(given) != set(SPLIT_NAMES):
             raise ValueError(
-                f"Dataset.splits must map exactly {SPLIT_NAMES} to index arrays, got keys "
+                f"Dataset.splits must map {SPLIT_NAMES} ('val' may be left out) to index arrays, got keys "
                 f"{sorted(self.splits) if isinstance(self.splits, Mapping) else type(self.splits).__name__}"
             )
         seen = np.zeros(n, dtype=bool)
         splits = {}
         for key in SPLIT_NAMES:
-            idx = self.splits[key]
-            if not isinstance(idx, np.ndarray) or idx.dtype != np.int32 or idx.ndim != 1:
+            idx = _as_array(given[key], f"Dataset.splits[{key!r}]")
+            if idx.ndim != 1 or not (np.issubdtype(idx.dtype, np.integer) or (idx.size == 0)):
                 raise ValueError(
-                    f"Dataset.splits[{key!r}] must be a 1-d int32 numpy array, got "
-                    f"{type(idx).__name__} {getattr(idx, 'dtype', '')} {getattr(idx, 'shape', '')}"
+                    f"Dataset.splits[{key!r}] must be a 1-d array of integer indices, got "
+                    f"{type(given[key]).__name__} {getattr(idx, 'dtype', '')} {getattr(idx, 'shape', '')}"
                 )
             if idx.size:
                 if idx.min() < 0 or idx.max() >= n:
                     raise ValueError(f"Dataset.splits[{key!r}] has indices outside [0, {n})")
-                if np.any(np.diff(idx) <= 0):
-                    raise ValueError(f"Dataset.splits[{key!r}] must be sorted with no repeated index")
+                idx = np.sort(idx)
+                if np.any(np.diff(idx) == 0):
+                    raise ValueError(f"Dataset.splits[{key!r}] repeats an index ({int(idx[1:][np.diff(idx) == 0][0])})")
                 if seen[idx].any():
                     raise ValueError(f"Dataset.splits[{key!r}] overlaps another split")
                 if (y[idx] < 0).any():
                     raise ValueError(f"Dataset.splits[{key!r}] contains unlabelled examples (y == -1)")
                 seen[idx] = True
-            splits[key] = _readonly(idx)
+            splits[key] = _readonly(idx.astype(np.int32, copy=False))
         if self.kind == "node":
             _check_graph(self.graph, n)
         elif self.graph is not None:
@@ -145,6 +157,63 @@ class Dataset:
                     n_edge=_readonly(g.n_edge),
                 ),
             )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        x: Any,
+        y: Any,
+        *,
+        kind: str | None = None,
+        splits: Mapping[str, Any] | None = None,
+        fractions: Sequence[float] = (0.7, 0.1, 0.2),
+        seed: int = 0,
+        num_classes: int | None = None,
+        name: str = "arrays",
+    ) -> Dataset:
+        """A :class:`Dataset` from plain arrays, the kind read from their shape.
+
+        Args:
+            x: examples: ``(n, d)`` floats (tabular), ``(n, L)`` integers (text token
+                ids), ``(n, H, W, C)`` (images); ``(n, H, W)`` gets a channel axis.
+            y: ``(n,)`` integer labels (any integer dtype).
+            kind: ``"tabular"``, ``"image"`` or ``"text"``; default from ``x`` as above.
+            splits: ``{"train", "val", "test"} -> indices``; default a seeded,
+                class-stratified split by ``fractions``.
+            fractions: ``(train, val, test)`` of that default split.
+            seed: its seed.
+            num_classes: default ``max(y) + 1``.
+            name: the dataset's name.
+
+        Raises:
+            ValueError: naming the argument at fault (a node dataset needs a graph:
+                build the :class:`Dataset` itself).
+        """
+        xa = _as_array(x, "Dataset.from_arrays: x")
+        ya = _as_array(y, "Dataset.from_arrays: y")
+        if kind is None:
+            if xa.ndim == 4 or xa.ndim == 3:
+                kind = "image"
+            elif xa.ndim == 2:
+                kind = "text" if np.issubdtype(xa.dtype, np.integer) else "tabular"
+            else:
+                raise ValueError(f"Dataset.from_arrays: x of shape {xa.shape} is neither (n, d), (n, L) nor "
+                                 "(n, H, W[, C]); pass kind=")
+        if kind == "node":
+            raise ValueError("Dataset.from_arrays: a node dataset needs its graph; build Dataset(kind='node', graph=...)")
+        if kind == "image" and xa.ndim == 3:
+            xa = xa[..., None]
+        if ya.ndim != 1 or ya.shape[0] != xa.shape[0]:
+            raise ValueError(f"Dataset.from_arrays: y must be 1-d with {xa.shape[0]} labels (one per row of x), "
+                             f"got shape {ya.shape}")
+        if not (np.issubdtype(ya.dtype, np.integer) or _integral_floats(ya)):
+            raise ValueError(f"Dataset.from_arrays: y must hold integer class labels, got {ya.dtype}")
+        ya = _as_int32(ya, "Dataset.from_arrays: y", "labels")
+        k = int(ya.max()) + 1 if num_classes is None else num_classes
+        if splits is None:
+            splits = stratified_split(ya, fractions, seed=seed)
+        return cls(name=name, kind=kind, x=xa, y=ya, num_classes=k, splits=splits,
+                   meta={"source": "arrays", "split_seed": int(seed)})
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # The read-only mappings are not picklable; rebuild (and re-validate) from plain dicts.
@@ -187,6 +256,29 @@ class Dataset:
             f"Dataset(name={self.name!r}, kind={self.kind!r}, x={self.x.dtype}{list(self.x.shape)}, "
             f"num_classes={self.num_classes}, splits({sizes}){g})"
         )
+
+
+def _as_array(a: Any, field: str) -> np.ndarray:
+    """``a`` as a numpy array (lists, tuples, JAX arrays); anything else is named."""
+    if isinstance(a, np.ndarray):
+        return a
+    if isinstance(a, (list, tuple)) or hasattr(a, "__array__"):
+        return np.asarray(a)
+    raise TypeError(f"{field} must be an array (numpy, JAX or a list), got {type(a).__name__}")
+
+
+def _integral_floats(a: np.ndarray) -> bool:
+    """Floats that are all whole numbers (labels read from a CSV, say)."""
+    return np.issubdtype(a.dtype, np.floating) and bool(np.all(np.isfinite(a)) and np.all(a == np.round(a)))
+
+
+def _as_int32(a: np.ndarray, field: str, what: str) -> np.ndarray:
+    """``a`` cast to int32, refusing values that int32 cannot hold (they are wrong, not another dtype)."""
+    if not (np.issubdtype(a.dtype, np.integer) or _integral_floats(a)):
+        raise ValueError(f"{field} must hold integer {what}, got {a.dtype}")
+    if a.size and (a.min() < np.iinfo(np.int32).min or a.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"{field}: {what} outside the int32 range ([{a.min()}, {a.max()}])")
+    return a.astype(np.int32, copy=False)
 
 
 def _check_graph(graph: Any, n: int) -> None:

@@ -269,17 +269,109 @@ def _as_hashable(value: Any) -> Any:
     return value
 
 
-def make_task(dataset, model: str = "gcn", *, eval_batch_size: int = 1024, **model_kwargs: Any) -> Task:
-    """Bind ``model`` (a registry name, see :mod:`hgcnet_jax.models`) to ``dataset``.
+def _as_dataset(dataset: Any, kind: str | None):
+    """A :class:`~hgcnet_jax.data.Dataset` from a Dataset, ``(x, y)`` or ``(x, y, splits)``."""
+    from hgcnet_jax.data import Dataset
 
-    ``num_classes`` defaults to the dataset's; the transformer's ``vocab_size`` and
-    ``max_len`` default to ``dataset.meta["vocab_size"]`` (or ``x.max() + 1``) and the
-    sequence length. Graph models prepare their input once (self-loops,
-    normalisation, a sparse view of mostly-zero features).
+    if isinstance(dataset, Dataset):
+        if kind is not None and kind != dataset.kind:
+            raise ValueError(f"make_task: kind={kind!r} but the dataset {dataset.name!r} has kind {dataset.kind!r}")
+        return dataset
+    if isinstance(dataset, (tuple, list)) and len(dataset) in (2, 3):
+        splits = dataset[2] if len(dataset) == 3 else None
+        return Dataset.from_arrays(dataset[0], dataset[1], kind=kind, splits=splits)
+    raise TypeError(
+        f"make_task: data must be a hgcnet_jax.Dataset, (x, y) or (x, y, splits) arrays, got {type(dataset).__name__}"
+    )
+
+
+def _module_fields(module: nn.Module) -> dict[str, Any]:
+    """A user module's fields, for the sweep's fingerprint (functions by qualified name)."""
+    out = {}
+    for f in dataclasses.fields(module):
+        if f.name in ("parent", "name"):
+            continue
+        v = getattr(module, f.name)
+        out[f.name] = f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', repr(v))}" if callable(v) else v
+    return out
+
+
+def _fields(cls) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+
+
+def _resolve_model(model: Any, dataset, kwargs: dict) -> tuple[str, nn.Module, Any]:
+    """``(name, module, prepare)`` for a registry name, a flax module (instance or class) or ``(init, apply)``."""
+    kwargs = dict(kwargs)
+    if isinstance(model, str):
+        try:
+            entry = _models.entry(model)
+        except KeyError as err:
+            raise KeyError(f"{err.args[0]}; or pass your own flax Module (instance or class) or an (init, apply) "
+                           "pair, or register it with hgcnet_jax.models.register") from None
+        kind = dataset.kind
+        if kind not in entry.kinds:
+            raise ValueError(
+                f"make_task: model {model!r} accepts datasets of kind {entry.kinds}, but dataset "
+                f"{getattr(dataset, 'name', '?')!r} has kind {kind!r}; pick another model"
+            )
+        kwargs.setdefault("num_classes", int(dataset.num_classes))
+        if model == "transformer":
+            meta = getattr(dataset, "meta", {}) or {}
+            kwargs.setdefault("vocab_size", int(meta.get("vocab_size", int(np.max(dataset.x)) + 1)))
+            kwargs.setdefault("max_len", int(dataset.x.shape[1]))
+        # Lists (e.g. ``hidden=[64, 32]`` from a config file) become tuples, so that the module
+        # hashes by value: it is part of the TaskSpec that keys the compiled programs.
+        module = _models.get(model, **{k: _as_hashable(v) for k, v in kwargs.items()})
+        return model, module, entry.prepare or (lambda graph: jnp.asarray(graph.nodes)), kwargs
+    if isinstance(model, nn.Module):
+        if kwargs:
+            raise TypeError(f"make_task: a module instance takes no model keywords (got {sorted(kwargs)}); "
+                            f"set them on the module: {type(model).__name__}(...)")
+        return type(model).__name__, model, None, _module_fields(model)
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        if "num_classes" in _fields(model):
+            kwargs.setdefault("num_classes", int(dataset.num_classes))
+        try:
+            module = model(**{k: _as_hashable(v) for k, v in kwargs.items()})
+        except TypeError as err:
+            raise TypeError(f"make_task({model.__name__}, ...): {err}") from None
+        return model.__name__, module, None, _module_fields(module)
+    if isinstance(model, tuple) and len(model) == 2 and all(callable(f) for f in model):
+        if kwargs:
+            raise TypeError(f"make_task: an (init, apply) pair takes no model keywords (got {sorted(kwargs)})")
+        from hgcnet_jax.models.functional import FunctionalModel
+
+        module = FunctionalModel(*model)
+        return f"functional:{getattr(model[1], '__name__', 'apply')}", module, None, _module_fields(module)
+    raise TypeError(
+        "make_task: model must be a registry name (see hgcnet_jax.models.available()), a flax Module instance "
+        f"or class, or an (init, apply) pair of functions; got {type(model).__name__}"
+    )
+
+
+def make_task(dataset, model: Any = "gcn", *, kind: str | None = None, eval_batch_size: int = 1024,
+              **model_kwargs: Any) -> Task:
+    """Bind ``model`` to ``dataset``.
+
+    ``model`` is a registry name (see :mod:`hgcnet_jax.models`), your own flax module
+    (an instance, or a class that ``make_task`` instantiates with ``model_kwargs``
+    and, when it has that field, the dataset's ``num_classes``), or a plain
+    ``(init, apply)`` pair of functions (:class:`~hgcnet_jax.models.functional.FunctionalModel`).
+    Registry models: ``num_classes`` defaults to the dataset's; the transformer's
+    ``vocab_size`` and ``max_len`` default to ``dataset.meta["vocab_size"]`` (or
+    ``x.max() + 1``) and the sequence length; graph models prepare their input once
+    (self-loops, normalisation, a sparse view of mostly-zero features). Your own
+    module on a node dataset receives the dataset's ``jraph.GraphsTuple`` as is.
 
     Args:
-        dataset: a :class:`hgcnet_jax.data.Dataset`.
-        model: registry name (``gcn``, ``gat``, ``mlp``, ``lenet5``, ``alexnet``, ``resnet18``, ``transformer``).
+        dataset: a :class:`hgcnet_jax.data.Dataset`, or arrays ``(x, y)`` /
+            ``(x, y, splits)`` (:meth:`~hgcnet_jax.data.Dataset.from_arrays`: the kind
+            from the shape of ``x``, a seeded stratified split by default).
+        model: registry name (``gcn``, ``gat``, ``mlp``, ``lenet5``, ``alexnet``,
+            ``resnet18``, ``transformer``), a flax ``nn.Module`` instance or class, or
+            ``(init, apply)``.
+        kind: the dataset's kind when ``dataset`` is arrays (default: from the shape).
         eval_batch_size: chunk size of evaluation for non-node tasks.
         **model_kwargs: fields of the model (e.g. ``hidden=32``).
 
@@ -287,40 +379,28 @@ def make_task(dataset, model: str = "gcn", *, eval_batch_size: int = 1024, **mod
         A :class:`Task`.
 
     Raises:
-        KeyError: unknown model.
+        KeyError: unknown model name.
+        TypeError: a model that is none of the accepted forms, or keywords for an instance.
         ValueError: the model does not accept this kind of dataset, or the dataset
             has no training examples.
     """
-    entry = _models.entry(model)
-    kind = getattr(dataset, "kind", None)
-    if kind not in entry.kinds:
-        raise ValueError(
-            f"make_task: model {model!r} accepts datasets of kind {entry.kinds}, but dataset "
-            f"{getattr(dataset, 'name', '?')!r} has kind {kind!r}; pick another model"
-        )
+    dataset = _as_dataset(dataset, kind)
+    kind = dataset.kind
     splits_np = {k: np.asarray(dataset.splits[k], np.int32) for k in ("train", "val", "test")}
     if splits_np["train"].size == 0:
         raise ValueError(f"make_task: dataset {dataset.name!r} has an empty 'train' split")
-    kwargs = dict(model_kwargs)
-    kwargs.setdefault("num_classes", int(dataset.num_classes))
-    if model == "transformer":
-        meta = getattr(dataset, "meta", {}) or {}
-        kwargs.setdefault("vocab_size", int(meta.get("vocab_size", int(np.max(dataset.x)) + 1)))
-        kwargs.setdefault("max_len", int(dataset.x.shape[1]))
-    # Lists (e.g. ``hidden=[64, 32]`` from a config file) become tuples, so that the module
-    # hashes by value: it is part of the TaskSpec that keys the compiled programs.
-    module = _models.get(model, **{k: _as_hashable(v) for k, v in kwargs.items()})
+    name, module, prepare, kwargs = _resolve_model(model, dataset, model_kwargs)
     try:
         hash(module)
     except TypeError:
         raise TypeError(
-            f"make_task: the keywords of model {model!r} must be hashable values (numbers, strings, "
+            f"make_task: the keywords of model {name!r} must be hashable values (numbers, strings, "
             f"tuples), got {kwargs!r}"
         ) from None
     if kind == "node":
         if dataset.graph is None:
             raise ValueError(f"make_task: node dataset {dataset.name!r} has no graph")
-        inputs = entry.prepare(dataset.graph) if entry.prepare is not None else jnp.asarray(dataset.x)
+        inputs = prepare(dataset.graph) if prepare is not None else jax.tree.map(jnp.asarray, dataset.graph)
     else:
         inputs = jnp.asarray(dataset.x)
     y = np.asarray(dataset.y, np.int32)
@@ -328,7 +408,7 @@ def make_task(dataset, model: str = "gcn", *, eval_batch_size: int = 1024, **mod
     splits = {k: jnp.asarray(v) for k, v in splits_np.items()}
     task = Task(
         dataset=dataset,
-        model_name=model,
+        model_name=name,
         module=module,
         data=data,
         splits=splits,

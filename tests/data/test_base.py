@@ -55,16 +55,17 @@ def test_valid_dataset_and_properties():
     [
         ({"name": ""}, "Dataset.name"),
         ({"kind": "video"}, "Dataset.kind"),
-        ({"x": np.zeros((6, 2), np.float64)}, "Dataset.x"),
+        ({"x": np.array([["a", "b"]] * 6)}, "Dataset.x"),
         ({"x": np.zeros((6, 2, 1), np.float32)}, "Dataset.x"),
-        ({"y": np.zeros(6, np.int64)}, "Dataset.y"),
+        ({"y": np.full(6, 0.5)}, "Dataset.y"),
         ({"y": np.array([0, 1, 0, 1, 0, 2], np.int32)}, "Dataset.y"),
+        ({"y": np.array([0, 1, 0, 1, 0, 2**40], np.int64)}, "Dataset.y"),
         ({"num_classes": 0}, "Dataset.num_classes"),
         ({"splits": {"train": np.zeros(1, np.int32)}}, "Dataset.splits"),
         ({"splits": _splits([0, 1], [1], [4])}, r"Dataset.splits\['val'\] overlaps"),
-        ({"splits": _splits([1, 0], [3], [4])}, r"Dataset.splits\['train'\] must be sorted"),
+        ({"splits": _splits([1, 1], [3], [4])}, r"Dataset.splits\['train'\] repeats an index"),
+        ({"splits": {**_splits([0], [3], [4]), "test": np.array([0.5])}}, r"Dataset.splits\['test'\]"),
         ({"splits": _splits([0, 9], [3], [4])}, r"Dataset.splits\['train'\] has indices outside"),
-        ({"splits": {**_splits([0], [3], [4]), "test": np.array([4], np.int64)}}, r"Dataset.splits\['test'\]"),
         ({"y": np.array([0, 1, 0, 1, -1, 1], np.int32)}, r"Dataset.splits\['test'\] contains unlabelled"),
         ({"graph": _graph(6, [0], [1])}, "Dataset.graph must be None"),
         ({"meta": [1, 2]}, "Dataset.meta"),
@@ -73,6 +74,36 @@ def test_valid_dataset_and_properties():
 def test_invalid_fields_are_named(over, field):
     with pytest.raises((ValueError, TypeError), match=field):
         _tabular(**over)
+
+
+def test_other_dtypes_are_cast_not_refused():
+    """int64 labels and indices (numpy's default), float64 features, unsorted splits and
+    lists are what a numpy user has: cast to the contract, the values unchanged."""
+    ds = _tabular(x=np.arange(12, dtype=np.float64).reshape(6, 2), y=np.array([0, 1, 0, 1, 0, 1], np.int64),
+                  splits={"train": np.array([2, 0, 1], np.int64), "test": [5, 4]})
+    assert ds.x.dtype == np.float32 and ds.y.dtype == np.int32
+    np.testing.assert_array_equal(ds.x, np.arange(12).reshape(6, 2))
+    np.testing.assert_array_equal(ds.y, [0, 1, 0, 1, 0, 1])
+    assert ds.train_idx.dtype == np.int32 and ds.train_idx.tolist() == [0, 1, 2]
+    assert ds.test_idx.tolist() == [4, 5] and ds.val_idx.size == 0      # a missing 'val' is empty
+
+
+def test_from_arrays_reads_the_kind_and_splits_by_class():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((90, 3)), np.repeat(np.arange(3, dtype=np.int64), 30)
+    ds = Dataset.from_arrays(x, y)
+    assert ds.kind == "tabular" and ds.num_classes == 3
+    for k in ("train", "val", "test"):
+        assert np.bincount(ds.y[ds.splits[k]], minlength=3).tolist() == [len(ds.splits[k]) // 3] * 3
+    assert [len(ds.splits[k]) for k in ("train", "val", "test")] == [63, 9, 18]
+    img = Dataset.from_arrays(rng.random((10, 4, 4)), np.arange(10) % 2)
+    assert img.kind == "image" and img.x.shape == (10, 4, 4, 1)
+    txt = Dataset.from_arrays(rng.integers(1, 50, (20, 7)), np.arange(20) % 2)
+    assert txt.kind == "text" and txt.x.dtype == np.int32
+    with pytest.raises(ValueError, match="y must be 1-d with 90"):
+        Dataset.from_arrays(x, y[:5])
+    with pytest.raises(ValueError, match="node dataset needs its graph"):
+        Dataset.from_arrays(x, y, kind="node")
 
 
 @pytest.mark.parametrize(
