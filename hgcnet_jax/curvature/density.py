@@ -37,12 +37,17 @@ class SpectralDensity(NamedTuple):
         weights: ``(num_probes, num_steps)`` quadrature weights; each row sums to 1.
         grid: ``(grid_size,)`` points spanning the nodes (padded by 5 sigma).
         density: ``(grid_size,)`` Gaussian-smoothed density on ``grid`` (integrates to ≈ 1).
+        residuals: ``(num_probes, num_steps)`` Lanczos residual norms of the Ritz pairs,
+            :math:`r_j = |\\beta_m s_{mj}| = \\|A y_j - \\theta_j y_j\\|`: the operator has an
+            eigenvalue within :math:`r_j` of every node :math:`\\theta_j` (Parlett 1998, §13.2).
+            ``None`` only for a density built by hand.
     """
 
     nodes: Float[Array, "p m"]
     weights: Float[Array, "p m"]
     grid: Float[Array, " g"]
     density: Float[Array, " g"]
+    residuals: Float[Array, "p m"] | None = None
 
     def expect(self, f: Callable[[Array], Array]) -> Float[Array, ""]:
         """:math:`\\int f\\,d\\phi \\approx \\frac1P \\operatorname{tr} f(A)`, averaged over probes."""
@@ -139,11 +144,13 @@ def spectral_density(
             matvec_flat, v, m, reorthogonalize=True, keep_basis=True, key=jax.random.fold_in(k_restart, i)
         )
         theta, S = jnp.linalg.eigh(tridiagonal(alphas, betas[:-1]))
-        return theta, S[0] ** 2
+        # betas[-1] is the norm of the residual after the last step (0 after a breakdown:
+        # the Krylov space is then invariant and every node is an exact eigenvalue)
+        return theta, S[0] ** 2, jnp.abs(betas[-1] * S[-1])
 
-    nodes, weights = jax.lax.map(one, (V, jnp.arange(num_probes)), batch_size=batch_size or num_probes)
+    nodes, weights, res = jax.lax.map(one, (V, jnp.arange(num_probes)), batch_size=batch_size or num_probes)
     lo, hi = jnp.min(nodes), jnp.max(nodes)
     span = jnp.maximum(hi - lo, jnp.finfo(dtype).eps * jnp.maximum(jnp.abs(hi), 1.0))
     s = 0.01 * span if sigma is None else jnp.asarray(sigma, dtype)
     grid = jnp.linspace(lo - 5 * s, hi + 5 * s, grid_size, dtype=dtype)
-    return SpectralDensity(nodes, weights, grid, smooth_density(nodes, weights, grid, s))
+    return SpectralDensity(nodes, weights, grid, smooth_density(nodes, weights, grid, s), res)

@@ -9,12 +9,23 @@ from hgcnet_jax.mediators.complexity import (
     distance_from_init,
     effective_parameters,
     l2_norm,
+    log_spectral_norm_product_bound,
     pac_bayes_bound,
     spectral_norm,
     spectral_norm_product,
     weight_matrices,
 )
-from hgcnet_jax.mediators.measure import COLUMNS, MEDIATORS, MeasureConfig, measure, measure_params
+from hgcnet_jax.mediators.measure import (
+    COLUMNS,
+    ERRORS,
+    MEDIATORS,
+    MeasureConfig,
+    default_memory_budget,
+    error_column,
+    measure,
+    measure_params,
+    plan_groups,
+)
 from hgcnet_jax.mediators.noise import (
     GradientNoise,
     gradient_noise,
@@ -27,9 +38,13 @@ from hgcnet_jax.mediators.noise import (
 __all__ = [
     "measure",
     "measure_params",
+    "plan_groups",
+    "default_memory_budget",
     "MeasureConfig",
     "MEDIATORS",
     "COLUMNS",
+    "ERRORS",
+    "error_column",
     "GradientNoise",
     "per_example_gradients",
     "gradient_noise",
@@ -41,6 +56,7 @@ __all__ = [
     "weight_matrices",
     "spectral_norm",
     "spectral_norm_product",
+    "log_spectral_norm_product_bound",
     "pac_bayes_bound",
     "effective_parameters",
 ]

@@ -10,6 +10,7 @@ memory requires.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,27 +26,54 @@ from hgcnet_jax.mediators.complexity import (
     distance_from_init,
     effective_parameters,
     l2_norm,
+    log_spectral_norm_product_bound,
     pac_bayes_bound,
-    spectral_norm_product,
 )
 from hgcnet_jax.mediators.noise import gradient_noise, sgd_temperature
 
-__all__ = ["MEDIATORS", "COLUMNS", "MeasureConfig", "measure", "measure_params"]
+__all__ = [
+    "MEDIATORS", "COLUMNS", "ERRORS", "MeasureConfig", "measure", "measure_params", "plan_groups", "error_column",
+    "default_memory_budget",
+]
 
 MEDIATORS = ("noise", "sharpness", "complexity")
 
-#: The columns each mediator group adds (see :func:`measure`).
+#: Every value column and the column of its error (see :func:`measure`): ``*_se`` a
+#: standard error, ``*_err`` a deterministic a-posteriori bound; 0 for quantities that
+#: are exact functions of the parameters or hyperparameters.
+ERRORS = {
+    "noise_grad_norm_sq": "noise_grad_norm_sq_se",
+    "noise_trace_cov": "noise_trace_cov_se",
+    "noise_b_simple": "noise_b_simple_se",
+    "noise_temperature": "noise_temperature_se",
+    "noise_temperature_scaled": "noise_temperature_scaled_se",
+    "noise_trace_hess_cov": "noise_trace_hess_cov_se",
+    "noise_grad_hess_grad": "noise_grad_hess_grad_se",
+    "noise_b_noise": "noise_b_noise_se",
+    "sharp_lambda_max": "sharp_lambda_max_err",
+    "sharp_lambda_min": "sharp_lambda_min_err",
+    "sharp_trace": "sharp_trace_se",
+    "complexity_l2": "complexity_l2_se",
+    "complexity_dist_init": "complexity_dist_init_se",
+    "complexity_spectral_product": "complexity_spectral_product_err",
+    "complexity_log_spectral_product": "complexity_log_spectral_product_err",
+    "complexity_pac_bayes": "complexity_pac_bayes_se",
+    "complexity_eff_params": "complexity_eff_params_se",
+}
+
+
+def _with_errors(*values: str) -> tuple[str, ...]:
+    return tuple(c for v in values for c in (v, ERRORS[v]))
+
+
+#: The columns each mediator group adds (see :func:`measure`), each value followed by its error.
 COLUMNS = {
-    "noise": (
-        "noise_grad_norm_sq",
-        "noise_trace_cov",
-        "noise_b_simple",
-        "noise_temperature",
-        "noise_temperature_scaled",
+    "noise": _with_errors(
+        "noise_grad_norm_sq", "noise_trace_cov", "noise_b_simple", "noise_temperature", "noise_temperature_scaled"
     ),
-    "noise+sharpness": ("noise_trace_hess_cov", "noise_grad_hess_grad", "noise_b_noise"),
-    "sharpness": ("sharp_lambda_max", "sharp_lambda_min", "sharp_trace", "sharp_trace_se"),
-    "complexity": (
+    "noise+sharpness": _with_errors("noise_trace_hess_cov", "noise_grad_hess_grad", "noise_b_noise"),
+    "sharpness": _with_errors("sharp_lambda_max", "sharp_lambda_min", "sharp_trace"),
+    "complexity": _with_errors(
         "complexity_l2",
         "complexity_dist_init",
         "complexity_spectral_product",
@@ -54,6 +82,17 @@ COLUMNS = {
         "complexity_eff_params",
     ),
 }
+
+
+def error_column(column: str) -> str:
+    """The name of the error column of a mediator value column (``"sharp_trace"`` → ``"sharp_trace_se"``).
+
+    Raises:
+        ValueError: for a column that is not a mediator value column.
+    """
+    if column not in ERRORS:
+        raise ValueError(f"error_column: {column!r} is not a mediator value column; known: {sorted(ERRORS)}")
+    return ERRORS[column]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +111,22 @@ class MeasureConfig:
         slq_probes: SLQ probes (the extreme Ritz values over them give λ_max / λ_min).
         trace_probes: operator products of the Hutch++ trace.
         noise_probes: Rademacher probes for tr(HΣ) in B_noise.
+        noise_bootstrap: Poisson-bootstrap replicates of the standard errors of |G|², tr Σ
+            and B_simple (``K × P`` more numbers per run in memory; 0: no errors, NaN).
         eff_params_alpha: α of the effective number of parameters.
         pac_epsilon: tolerated loss increase ε of the PAC-Bayes σ.
         pac_delta: confidence δ of the PAC-Bayes bound.
-        runs_per_call: runs measured per compiled call (``None``: all at once).
+        runs_per_call: runs whose parameters enter one compiled call (``None``: chosen
+            from ``memory_budget``, all runs when they fit).
+        vmap_width: runs vmapped together inside a call; the groups of ``vmap_width`` run
+            one after another in the same program (``lax.map``). ``None``: 1 on CPU (where
+            the batched kernels are slower per run, as in the sweep), the whole call on
+            GPU/TPU, reduced to fit ``memory_budget``.
+        memory_budget: bytes one compiled call may hold (arguments + outputs + temporaries,
+            from XLA's memory analysis of the compiled program). ``None``: half the host's
+            physical memory on CPU, 80 % of the device's memory limit on an accelerator.
+            The settings left at ``None`` (``runs_per_call``, ``vmap_width``, ``chunk_size``)
+            are reduced, in that order, until a call fits; explicit ones are kept.
     """
 
     mediators: tuple[str, ...] = MEDIATORS
@@ -85,10 +136,13 @@ class MeasureConfig:
     slq_probes: int = 4
     trace_probes: int = 30
     noise_probes: int = 8
+    noise_bootstrap: int = 32
     eff_params_alpha: float = 1.0
     pac_epsilon: float = 0.1
     pac_delta: float = 0.05
     runs_per_call: int | None = None
+    vmap_width: int | None = None
+    memory_budget: int | float | None = None
 
     def __post_init__(self):
         med = tuple(self.mediators) if not isinstance(self.mediators, str) else (self.mediators,)
@@ -96,7 +150,7 @@ class MeasureConfig:
         bad = [m for m in med if m not in MEDIATORS]
         if bad or not med:
             raise ValueError(f"MeasureConfig.mediators must be a non-empty subset of {MEDIATORS}, got {self.mediators!r}")
-        for name in ("num_examples", "chunk_size", "runs_per_call"):
+        for name in ("num_examples", "chunk_size", "runs_per_call", "vmap_width"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise ValueError(f"MeasureConfig.{name} must be a positive int or None, got {v!r}")
@@ -106,6 +160,12 @@ class MeasureConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < least:
                 raise ValueError(f"MeasureConfig.{name} must be an int >= {least}, got {v!r}")
+        k = self.noise_bootstrap
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0 or k == 1:
+            raise ValueError(f"MeasureConfig.noise_bootstrap must be 0 or an int >= 2, got {k!r}")
+        mb = self.memory_budget
+        if mb is not None and (isinstance(mb, bool) or not isinstance(mb, (int, float)) or not mb > 0):
+            raise ValueError(f"MeasureConfig.memory_budget must be a positive number of bytes or None, got {mb!r}")
         if not self.eff_params_alpha > 0:
             raise ValueError(f"MeasureConfig.eff_params_alpha must be > 0, got {self.eff_params_alpha!r}")
         if not self.pac_epsilon > 0:
@@ -172,36 +232,56 @@ def measure_params(
     loss = DataLoss(per_example, idx, chunk_size=chunk)
     k_noise, k_slq, k_tr, k_sn = jax.random.split(key, 4)
     out: dict[str, jax.Array] = {}
+    zero = jnp.zeros((), jnp.result_type(*jax.tree_util.tree_leaves(params)))
     if "noise" in med:
         gn = gradient_noise(
             per_example, params, idx, chunk_size=chunk, separable=not node,
-            hessian="sharpness" in med, num_probes=config.noise_probes, key=k_noise,
+            hessian="sharpness" in med, num_probes=config.noise_probes, num_bootstrap=config.noise_bootstrap,
+            key=k_noise,
         )
-        out.update(noise_grad_norm_sq=gn.grad_norm_sq, noise_trace_cov=gn.trace_cov, noise_b_simple=gn.b_simple)
+        out.update(
+            noise_grad_norm_sq=gn.grad_norm_sq, noise_grad_norm_sq_se=gn.grad_norm_sq_se,
+            noise_trace_cov=gn.trace_cov, noise_trace_cov_se=gn.trace_cov_se,
+            noise_b_simple=gn.b_simple, noise_b_simple_se=gn.b_simple_se,
+        )
         if "sharpness" in med:
-            out.update(noise_trace_hess_cov=gn.trace_hess_cov, noise_grad_hess_grad=gn.grad_hess_grad, noise_b_noise=gn.b_noise)
+            out.update(
+                noise_trace_hess_cov=gn.trace_hess_cov, noise_trace_hess_cov_se=gn.trace_hess_cov_se,
+                noise_grad_hess_grad=gn.grad_hess_grad, noise_grad_hess_grad_se=gn.grad_hess_grad_se,
+                noise_b_noise=gn.b_noise, noise_b_noise_se=gn.b_noise_se,
+            )
     if "sharpness" in med or "complexity" in med:
         sd = spectral_density(
             loss, params, key=k_slq, num_probes=config.slq_probes, num_steps=min(config.lanczos_steps, dim), grid_size=2
         )
         tr = hessian_trace(loss, params, key=k_tr, num_probes=config.trace_probes, method="hutch++")
         if "sharpness" in med:
+            nodes, res = sd.nodes.ravel(), sd.residuals.ravel()
+            i_max, i_min = jnp.argmax(nodes), jnp.argmin(nodes)
             out.update(
-                sharp_lambda_max=jnp.max(sd.nodes), sharp_lambda_min=jnp.min(sd.nodes),
+                sharp_lambda_max=nodes[i_max], sharp_lambda_max_err=res[i_max],
+                sharp_lambda_min=nodes[i_min], sharp_lambda_min_err=res[i_min],
                 sharp_trace=tr.trace, sharp_trace_se=tr.stderr,
             )
         if "complexity" in med:
             dist = distance_from_init(params, init_params)
-            log_sn = spectral_norm_product(params, key=k_sn, log=True)
+            log_sn, log_sn_err = log_spectral_norm_product_bound(params, key=k_sn)
+            pac = pac_bayes_bound(dist**2, tr.trace, num_train, epsilon=config.pac_epsilon, delta=config.pac_delta)
+            # delta method: d(bound)/d(tr H) = dist² / (4ε) / (2m) / (2 bound), 0 where tr H is clipped
+            dpac = jnp.where(tr.trace > 0, dist**2 / (4.0 * config.pac_epsilon) / (2.0 * num_train) / (2.0 * pac), 0.0)
+            f = lambda lam: jnp.maximum(lam, 0.0) / (jnp.maximum(lam, 0.0) + config.eff_params_alpha)  # noqa: E731
+            per_probe = dim * jnp.sum(sd.weights * f(sd.nodes), axis=-1)
+            p = per_probe.shape[0]
+            eff_se = jnp.std(per_probe, ddof=1) / jnp.sqrt(p) if p > 1 else jnp.full((), jnp.nan, zero.dtype)
             out.update(
-                complexity_l2=l2_norm(params),
-                complexity_dist_init=dist,
+                complexity_l2=l2_norm(params), complexity_l2_se=zero,
+                complexity_dist_init=dist, complexity_dist_init_se=zero,
                 complexity_spectral_product=jnp.exp(log_sn),
-                complexity_log_spectral_product=log_sn,
-                complexity_pac_bayes=pac_bayes_bound(
-                    dist**2, tr.trace, num_train, epsilon=config.pac_epsilon, delta=config.pac_delta
-                ),
+                complexity_spectral_product_err=jnp.exp(log_sn) * jnp.expm1(log_sn_err),
+                complexity_log_spectral_product=log_sn, complexity_log_spectral_product_err=log_sn_err,
+                complexity_pac_bayes=pac, complexity_pac_bayes_se=jnp.abs(dpac) * tr.stderr,
                 complexity_eff_params=effective_parameters(sd, config.eff_params_alpha, dim=dim),
+                complexity_eff_params_se=eff_se,
             )
     return out
 
@@ -290,39 +370,18 @@ def measure(
     if unknown:
         raise ValueError(f"measure: run_ids {unknown} are not in the sweep (known: {sorted(known)})")
 
-    train_idx = np.asarray(task.splits["train"])
-    n_train = int(train_idx.shape[0])
-    if n_train < 2:
-        raise ValueError("measure: the task needs at least 2 training examples")
-    k_sub, k_runs = jax.random.split(key)
-    if cfg.num_examples is not None and cfg.num_examples < n_train:
-        pick = np.asarray(jax.random.choice(k_sub, n_train, (cfg.num_examples,), replace=False))
-        idx = np.sort(train_idx[pick])
-    else:
-        idx = train_idx
-    idx = jnp.asarray(idx, jnp.int32)
+    idx, n_train, k_runs = _examples(task, cfg, key)
     stateful = bool(getattr(task, "has_state", False))
-
-    def one(params, init_params, state, rid, data, idx):
-        # the data set and the example subset are arguments of the program, never constants
-        # baked into it: one copy on the device, shared by every run (in_axes None)
-        return measure_params(
-            dataclasses.replace(task, data=data), params, init_params, idx, key=jax.random.fold_in(k_runs, rid),
-            config=cfg, state=state if stateful else None, num_train=n_train,
-        )
-
-    program = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None)))
-    group = len(ids) if cfg.runs_per_call is None else min(cfg.runs_per_call, len(ids))
     pieces: list[dict[str, np.ndarray]] = []
     bar, tick = _progress(progress, len(ids), cfg.mediators)
     try:
+        # the plan compiles the program (the first group's step on the bar includes it)
+        plan = _plan(task, result, cfg, ids, idx, n_train, k_runs)
+        compiled, group = plan.pop("_compiled"), plan["runs_per_call"]
         for start in range(0, len(ids), group):
             chunk = ids[start : start + group]
             padded = chunk + [chunk[-1]] * (group - len(chunk))  # same shapes: one compilation
-            params = result.stacked_params(padded)
-            inits = _stack([result.init_params(r) for r in padded]) if "complexity" in cfg.mediators else params
-            states = _stack([result.model_state(r) for r in padded]) if stateful else None
-            out = program(params, inits, states, jnp.asarray(padded, jnp.int32), task.data, idx)
+            out = compiled(*_group_args(task, result, cfg, padded, stateful), task.data, idx)
             pieces.append({c: np.asarray(v)[: len(chunk)] for c, v in out.items()})
             tick(len(chunk))
     finally:
@@ -336,4 +395,130 @@ def measure(
         lr = table["lr_effective"] if "lr_effective" in table else table["lr"]
         table["noise_temperature"] = sgd_temperature(lr, table["batch_size"])
         table["noise_temperature_scaled"] = sgd_temperature(lr, table["batch_size"], n_train)
-    return table[list(runs.columns) + [c for c in cfg.columns if c in table]]
+        # hyperparameters, not measurements: exact
+        table["noise_temperature_se"] = 0.0
+        table["noise_temperature_scaled_se"] = 0.0
+    table = table[list(runs.columns) + [c for c in cfg.columns if c in table]]
+    table.attrs["measure_plan"] = plan
+    return table
+
+
+def _host_memory_bytes() -> int:
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def default_memory_budget(device: Any = None) -> int:
+    """The default ``memory_budget``: half the host's physical memory on CPU, 80 % of an accelerator's limit."""
+    device = device if device is not None else jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(0.8 * stats["bytes_limit"])
+    return _host_memory_bytes() // 2
+
+
+def _peak_bytes(compiled) -> int:
+    m = compiled.memory_analysis()
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes)
+
+
+def _group_args(task, result, cfg, run_ids, stateful):
+    params = result.stacked_params(run_ids)
+    inits = _stack([result.init_params(r) for r in run_ids]) if "complexity" in cfg.mediators else params
+    states = _stack([result.model_state(r) for r in run_ids]) if stateful else None
+    return params, inits, states, jnp.asarray(run_ids, jnp.int32)
+
+
+def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs) -> dict[str, Any]:
+    """Choose runs per call, vmap width and chunk size so that one compiled call fits ``memory_budget``.
+
+    Each candidate is compiled and its peak read from XLA's memory analysis (arguments +
+    outputs + temporaries); the first that fits is kept, compiled, for the measurement.
+    """
+    stateful = bool(getattr(task, "has_state", False))
+    budget = int(cfg.memory_budget) if cfg.memory_budget is not None else default_memory_budget()
+    on_cpu = jax.default_backend() == "cpu"
+    node = task.kind == "node"
+    dim = int(sum(np.prod(np.shape(x)) for x in jax.tree_util.tree_leaves(result.params(ids[0]))))
+    n_ex = int(idx.shape[0])
+    group = min(cfg.runs_per_call or len(ids), len(ids))
+    width = cfg.vmap_width if cfg.vmap_width is not None else (1 if on_cpu else group)
+    chunk = cfg.chunk_size if cfg.chunk_size is not None else default_chunk_size(node, n_ex, dim)
+    tried = []
+    while True:
+        w = min(width, group)
+        c = dataclasses.replace(cfg, chunk_size=chunk)
+        program = _program(task, c, w, n_train, k_runs, stateful)
+        args = _group_args(task, result, cfg, ids[:1] * group, stateful)
+        compiled = program.lower(*args, task.data, idx).compile()
+        peak = _peak_bytes(compiled)
+        tried.append((group, w, chunk, peak))
+        if peak <= budget:
+            return {"runs_per_call": group, "vmap_width": w, "chunk_size": chunk, "peak_bytes": peak,
+                    "memory_budget": budget, "candidates": tried, "_compiled": compiled}
+        if cfg.vmap_width is None and w > 1:
+            width = max(1, w // 2)
+        elif cfg.runs_per_call is None and group > 1:
+            group = max(1, group // 2)
+        elif cfg.chunk_size is None and (chunk is None or chunk > 1):
+            chunk = max(1, (n_ex if chunk is None else chunk) // 2)
+        else:
+            raise ValueError(
+                f"measure: memory_budget={budget} bytes is too small: the smallest call allowed by the "
+                f"settings (runs_per_call={group}, vmap_width={w}, chunk_size={chunk}) needs {peak} bytes "
+                f"(XLA memory analysis); raise memory_budget or leave runs_per_call / vmap_width / chunk_size unset"
+            )
+
+
+def _program(task, cfg: MeasureConfig, width: int, n_train: int, k_runs, stateful: bool):
+    """The compiled measurement of a group of runs: ``width`` runs vmapped, the groups of ``width`` mapped."""
+
+    def one(params, init_params, state, rid, data, idx):
+        # the data set and the example subset are arguments of the program, never constants
+        # baked into it: one copy on the device, shared by every run
+        return measure_params(
+            dataclasses.replace(task, data=data), params, init_params, idx, key=jax.random.fold_in(k_runs, rid),
+            config=cfg, state=state if stateful else None, num_train=n_train,
+        )
+
+    def program(params, inits, states, rids, data, idx):
+        f = lambda p, i, s, r: one(p, i, s, r, data, idx)  # noqa: E731
+        n = rids.shape[0]
+        if width >= n:
+            return jax.vmap(f)(params, inits, states, rids)
+        # width 1: a plain map (a size-1 vmap would still batch every kernel)
+        return jax.lax.map(lambda a: f(*a), (params, inits, states, rids), batch_size=None if width == 1 else width)
+
+    return jax.jit(program)
+
+
+def plan_groups(task: Any, result: Any, *, key: jax.Array | None = None, mediators: Sequence[str] = MEDIATORS,
+                run_ids: Sequence[int] | None = None, **config: Any) -> dict[str, Any]:
+    """The grouping :func:`measure` would use with these settings, without measuring.
+
+    Returns:
+        ``{"runs_per_call", "vmap_width", "chunk_size", "peak_bytes", "memory_budget",
+        "candidates"}``: the chosen settings, the compiled call's peak (XLA memory analysis),
+        the budget and every ``(runs_per_call, vmap_width, chunk_size, peak)`` tried.
+    """
+    cfg = MeasureConfig(mediators=tuple(mediators) if not isinstance(mediators, str) else (mediators,), **config)
+    key = jax.random.key(0) if key is None else key
+    ids = [int(r) for r in (result.runs["run_id"].tolist() if run_ids is None else run_ids)]
+    idx, n_train, k_runs = _examples(task, cfg, key)
+    plan = _plan(task, result, cfg, ids, idx, n_train, k_runs)
+    plan.pop("_compiled")
+    return plan
+
+
+def _examples(task, cfg: MeasureConfig, key):
+    train_idx = np.asarray(task.splits["train"])
+    n_train = int(train_idx.shape[0])
+    if n_train < 2:
+        raise ValueError("measure: the task needs at least 2 training examples")
+    k_sub, k_runs = jax.random.split(key)
+    if cfg.num_examples is not None and cfg.num_examples < n_train:
+        pick = np.asarray(jax.random.choice(k_sub, n_train, (cfg.num_examples,), replace=False))
+        idx = np.sort(train_idx[pick])
+    else:
+        idx = train_idx
+    return jnp.asarray(idx, jnp.int32), n_train, k_runs

@@ -38,16 +38,24 @@ PyTree = Any
 
 
 class GradientNoise(NamedTuple):
-    """Gradient-noise statistics.
+    """Gradient-noise statistics, each with its standard error.
 
     Attributes:
-        grad_norm_sq: unbiased estimate of :math:`|G|^2` (may be negative when noise dominates).
-        trace_cov: unbiased estimate of :math:`\\operatorname{tr}\\Sigma`.
-        b_simple: ``trace_cov / grad_norm_sq``.
+        grad_norm_sq: unbiased estimate of :math:`|G|^2` (may be zero or negative when
+            noise dominates: it is a difference of two positive terms).
+        trace_cov: unbiased estimate of :math:`\\operatorname{tr}\\Sigma` (never negative).
+        b_simple: the simple noise scale from estimates whose sign is guaranteed,
+            :math:`\\widehat{\\operatorname{tr}\\Sigma}/|\\bar g|^2 \\ge 0` (see
+            :func:`gradient_noise`); never negative, finite unless every gradient is zero.
         grad_hess_grad: unbiased estimate of :math:`G^\\top H G` (NaN if not computed).
         trace_hess_cov: unbiased estimate of :math:`\\operatorname{tr}(H\\Sigma)` (NaN if not computed).
-        b_noise: ``trace_hess_cov / grad_hess_grad`` (NaN if not computed).
+        b_noise: ``trace_hess_cov / grad_hess_grad`` where both are positive, else NaN: an
+            explicit missing value, never a negative scale (NaN if not computed).
         num_examples: examples used.
+        grad_norm_sq_se, trace_cov_se, b_simple_se: bootstrap standard errors over the
+            examples (NaN when ``num_bootstrap=0``).
+        trace_hess_cov_se: Monte-Carlo error of the Rademacher probes.
+        grad_hess_grad_se, b_noise_se: delta-method errors (see :func:`gradient_noise`).
     """
 
     grad_norm_sq: Float[Array, ""]
@@ -57,6 +65,12 @@ class GradientNoise(NamedTuple):
     trace_hess_cov: Float[Array, ""]
     b_noise: Float[Array, ""]
     num_examples: Int[Array, ""]
+    grad_norm_sq_se: Float[Array, ""] | None = None
+    trace_cov_se: Float[Array, ""] | None = None
+    b_simple_se: Float[Array, ""] | None = None
+    grad_hess_grad_se: Float[Array, ""] | None = None
+    trace_hess_cov_se: Float[Array, ""] | None = None
+    b_noise_se: Float[Array, ""] | None = None
 
 
 def _sq_norm(tree) -> Array:
@@ -108,24 +122,48 @@ def gradient_noise(
     separable: bool = True,
     hessian: bool = False,
     num_probes: int = 8,
+    num_bootstrap: int = 0,
     key: Array | None = None,
 ) -> GradientNoise:
-    r"""Per-example gradient statistics and the noise scales, accumulated in chunks.
+    r"""Per-example gradient statistics and the noise scales, with their errors, accumulated in chunks.
 
     With :math:`\bar g = \frac1n\sum_i g_i` and :math:`d_i = g_i - \bar g`:
 
     * :math:`\widehat{\operatorname{tr}\Sigma} = \frac{1}{n-1}\sum_i |d_i|^2`
-      (unbiased for :math:`\operatorname{tr}\Sigma`),
+      (unbiased for :math:`\operatorname{tr}\Sigma`, never negative),
     * :math:`\widehat{|G|^2} = |\bar g|^2 - \widehat{\operatorname{tr}\Sigma}/n`
-      (unbiased, since :math:`\mathbb E|\bar g|^2 = |G|^2 + \operatorname{tr}\Sigma/n`),
+      (unbiased, since :math:`\mathbb E|\bar g|^2 = |G|^2 + \operatorname{tr}\Sigma/n`;
+      it is negative whenever the noise dominates the mean),
+    * :math:`\hat B_\text{simple} = \widehat{\operatorname{tr}\Sigma} / |\bar g|^2`: a ratio
+      of two estimates whose sign is guaranteed, so it is never negative and never
+      undefined (unless every gradient is exactly zero). It is consistent for
+      :math:`\operatorname{tr}\Sigma / (|G|^2 + \operatorname{tr}\Sigma/n)`, i.e.
+      :math:`1/\hat B_\text{simple} \to 1/B_\text{simple} + 1/n`: the same increasing map
+      of :math:`B_\text{simple}` for every run measured on the same ``n`` examples, equal to
+      it up to a factor :math:`1/(1 + B_\text{simple}/n)`. The bias-corrected ratio,
+      ``trace_cov / grad_norm_sq``, can be formed from the two columns where it is defined.
     * with ``hessian=True``, :math:`\widehat{\operatorname{tr}(H\Sigma)} = \frac{1}{n-1}\,
       \mathbb E_z\big[u_z^\top H u_z\big]`, :math:`u_z = \sum_i z_i d_i` with Rademacher
       :math:`z\in\{\pm1\}^n` (a Hutchinson estimate of :math:`\sum_i d_i^\top H d_i`
       in example space: one gradient and one HVP per probe), and
-      :math:`\widehat{G^\top H G} = \bar g^\top H \bar g - \widehat{\operatorname{tr}(H\Sigma)}/n`.
+      :math:`\widehat{G^\top H G} = \bar g^\top H \bar g - \widehat{\operatorname{tr}(H\Sigma)}/n`;
+      ``b_noise`` is their ratio where both are positive, else NaN (:math:`H` is
+      indefinite away from a minimum, so no sign is guaranteed: an undefined value is
+      reported as missing, never as a negative scale).
+
+    Errors. With ``num_bootstrap = K > 0``, ``grad_norm_sq_se``, ``trace_cov_se`` and
+    ``b_simple_se`` are Poisson-bootstrap standard errors over the examples (Hanley &
+    MacGibbon 2006): every example gets ``K`` independent Poisson(1) weights, the weighted
+    sums ride along the same pass over the per-example gradients (``K × P`` more numbers,
+    no second pass), and the standard error is the spread of the ``K`` re-estimates.
+    ``trace_hess_cov_se`` is the Monte-Carlo error of the probes (their spread over
+    :math:`\sqrt{\text{probes}}`); ``grad_hess_grad_se`` adds to it (divided by ``n``) the
+    sampling error of :math:`\bar g^\top H\bar g`, :math:`2\sqrt{(H\bar g)^\top\hat\Sigma (H\bar g)/n}`
+    (one forward-mode pass for :math:`d_i^\top H\bar g`), and ``b_noise_se`` is the delta
+    method on the two, their covariance neglected.
 
     :math:`H` is the Hessian of the mean loss over ``data``. Memory: one chunk's
-    per-example gradients (``chunk_size × P``).
+    per-example gradients (``chunk_size × P``) plus ``K × P`` for the bootstrap.
 
     Args:
         per_example_loss: ``(params, batch) -> (b,)`` losses.
@@ -135,13 +173,15 @@ def gradient_noise(
         separable: see :func:`per_example_gradients`.
         hessian: also estimate ``trace_hess_cov``, ``grad_hess_grad`` and ``b_noise``.
         num_probes: Rademacher probes for :math:`\operatorname{tr}(H\Sigma)`.
-        key: PRNG key; required when ``hessian=True``.
+        num_bootstrap: bootstrap replicates for the standard errors (0: none, NaN errors).
+        key: PRNG key; required when ``hessian=True`` or ``num_bootstrap > 0``.
 
     Returns:
         :class:`GradientNoise`.
 
     Raises:
-        ValueError: for fewer than 2 examples, or ``hessian=True`` without a key.
+        ValueError: for fewer than 2 examples, or ``hessian=True`` / ``num_bootstrap > 0``
+            without a key.
     """
     n = _leading_size(data, "gradient_noise: data")
     if n < 2:
@@ -150,28 +190,60 @@ def gradient_noise(
         raise ValueError("gradient_noise: hessian=True needs a PRNG `key` for the tr(HΣ) probes")
     if hessian and (not isinstance(num_probes, int) or num_probes < 1):
         raise ValueError(f"gradient_noise: num_probes must be a positive int, got {num_probes!r}")
+    if isinstance(num_bootstrap, bool) or not isinstance(num_bootstrap, int) or num_bootstrap < 0:
+        raise ValueError(f"gradient_noise: num_bootstrap must be an int >= 0, got {num_bootstrap!r}")
+    if num_bootstrap and key is None:
+        raise ValueError("gradient_noise: num_bootstrap > 0 needs a PRNG `key` for the bootstrap weights")
     dtype = _dtype_of(params)
     cs = n if chunk_size is None else min(chunk_size, n)
     chunks, mask = chunk_data(data, jnp.ones((n,), dtype), cs)
+    K = num_bootstrap
+    k_probe, k_boot = jax.random.split(key) if key is not None else (None, None)
+    nan = jnp.full((), jnp.nan, dtype)
 
     def step(acc, c):
-        batch, m = c
+        batch, m, ci = c
         g = per_example_gradients(per_example_loss, params, batch, separable=separable)
+        sq_i = m * sum(jnp.sum(jnp.square(x).reshape(x.shape[0], -1), axis=1) for x in jax.tree_util.tree_leaves(g))
         gsum = jax.tree_util.tree_map(lambda x: jnp.tensordot(m, x, axes=1), g)
-        sq = sum(jnp.sum(m * jnp.sum(jnp.square(x).reshape(x.shape[0], -1), axis=1)) for x in jax.tree_util.tree_leaves(g))
-        return (jax.tree_util.tree_map(jnp.add, acc[0], gsum), acc[1] + sq), None
+        new = [jax.tree_util.tree_map(jnp.add, acc[0], gsum), acc[1] + jnp.sum(sq_i)]
+        if K:
+            W = m * jax.random.poisson(jax.random.fold_in(k_boot, ci), 1.0, (K, cs)).astype(dtype)
+            new += [
+                jax.tree_util.tree_map(lambda a, x: a + jnp.tensordot(W, x, axes=1), acc[2], g),
+                acc[3] + W @ sq_i,
+                acc[4] + jnp.sum(W, axis=1),
+            ]
+        return tuple(new), None
 
     zero = (jax.tree_util.tree_map(jnp.zeros_like, params), jnp.zeros((), dtype))
-    (gsum, sqsum), _ = jax.lax.scan(step, zero, (chunks, mask))
+    if K:
+        zero += (jax.tree_util.tree_map(lambda x: jnp.zeros((K,) + x.shape, x.dtype), params),
+                 jnp.zeros((K,), dtype), jnp.zeros((K,), dtype))
+    acc, _ = jax.lax.scan(step, zero, (chunks, mask, jnp.arange(mask.shape[0])))
+    gsum, sqsum = acc[0], acc[1]
     gbar = jax.tree_util.tree_map(lambda x: x / n, gsum)
     gbar_sq = _sq_norm(gbar)
     trace_cov = (sqsum - n * gbar_sq) / (n - 1)
     grad_norm_sq = gbar_sq - trace_cov / n
-    nan = jnp.full((), jnp.nan, dtype)
-    ghg = thc = b_noise = nan
+    b_simple = trace_cov / gbar_sq
+    g2_se = tc_se = bs_se = nan
+    if K:
+        bsum, bsq, bn = acc[2], acc[3], acc[4]
+        bn_safe = jnp.maximum(bn, 2.0)  # a replicate with < 2 examples (tiny n) is left out below
+        bg_sq = sum(jnp.sum(jnp.square(x).reshape(K, -1), axis=1) for x in jax.tree_util.tree_leaves(bsum)) / bn_safe**2
+        btc = (bsq - bn_safe * bg_sq) / (bn_safe - 1)
+        ok = bn >= 2
+
+        def se(x):
+            x = jnp.where(ok, x, jnp.nan)
+            return jnp.nanstd(x, ddof=1)
+
+        g2_se, tc_se, bs_se = se(bg_sq - btc / bn_safe), se(btc), se(btc / bg_sq)
+    ghg = thc = b_noise = ghg_se = thc_se = bn_se = nan
     if hessian:
         loss = DataLoss(per_example_loss, data, chunk_size=chunk_size)
-        Z = jax.random.rademacher(key, (num_probes, n), dtype)
+        Z = jax.random.rademacher(k_probe, (num_probes, n), dtype)
 
         def probe(z):
             zc, _ = chunk_data(z, jnp.ones((n,), dtype), cs)
@@ -186,10 +258,28 @@ def gradient_noise(
             u = jax.tree_util.tree_map(lambda a, b: a - jnp.sum(z) * b, jz, gbar)
             return _vdot(u, hvp(loss, params, u))
 
-        thc = jnp.mean(jax.lax.map(probe, Z)) / (n - 1)
-        ghg = _vdot(gbar, hvp(loss, params, gbar)) - thc / n
-        b_noise = thc / ghg
-    return GradientNoise(grad_norm_sq, trace_cov, trace_cov / grad_norm_sq, ghg, thc, b_noise, jnp.asarray(n))
+        samples = jax.lax.map(probe, Z) / (n - 1)
+        thc = jnp.mean(samples)
+        thc_se = jnp.std(samples, ddof=1) / jnp.sqrt(num_probes) if num_probes > 1 else nan
+        hg = hvp(loss, params, gbar)
+        ghg = _vdot(gbar, hg) - thc / n
+
+        # sampling error of ḡᵀHḡ: d_iᵀ(Hḡ) for every example by one forward-mode pass
+        def jvp_step(acc, c):
+            batch, m = c
+            dl = jax.jvp(lambda p: per_example_loss(p, batch), (params,), (hg,))[1]
+            return (acc[0] + jnp.sum(m * dl), acc[1] + jnp.sum(m * dl**2)), None
+
+        (s1, s2), _ = jax.lax.scan(jvp_step, (jnp.zeros((), dtype), jnp.zeros((), dtype)), (chunks, mask))
+        var_hg = jnp.maximum(s2 - s1**2 / n, 0.0) / (n - 1)  # (Hḡ)ᵀ Σ̂ (Hḡ)
+        ghg_se = jnp.sqrt(4.0 * var_hg / n + (thc_se / n) ** 2)
+        defined = (thc > 0) & (ghg > 0)
+        b_noise = jnp.where(defined, thc / ghg, jnp.nan)
+        bn_se = jnp.where(defined, jnp.abs(b_noise) * jnp.hypot(thc_se / thc, ghg_se / ghg), jnp.nan)
+    return GradientNoise(
+        grad_norm_sq, trace_cov, b_simple, ghg, thc, b_noise, jnp.asarray(n),
+        g2_se, tc_se, bs_se, ghg_se, thc_se, bn_se,
+    )
 
 
 def two_batch_estimates(

@@ -1,0 +1,66 @@
+"""Error bars of the gradient-noise mediators: bootstrap standard errors and the sign-guaranteed B_simple.
+
+(λ's precision target and the memory budget are tested on a sweep in test_measure.py.)
+Linear regression, where Σ and G have closed forms (see test_noise.py).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hgcnet_jax import mediators as md
+
+D = 5
+C_DIAG = np.array([2.0, 1.0, 0.5, 0.25, 0.1])
+SIGMA = 0.7
+W_STAR = np.array([1.0, -2.0, 0.5, 0.0, 1.5])
+
+
+def _sample(key, n):
+    kx, ke = jax.random.split(key)
+    X = jax.random.normal(kx, (n, D)) * jnp.sqrt(jnp.asarray(C_DIAG))
+    y = X @ jnp.asarray(W_STAR) + SIGMA * jax.random.normal(ke, (n,))
+    return X, y
+
+
+def per_example(params, batch):
+    X, y = batch
+    return 0.5 * (X @ params["w"] - y) ** 2
+
+
+def _params(delta):
+    return {"w": jnp.asarray(W_STAR + delta, jnp.float32)}
+
+
+def test_bootstrap_standard_errors_match_the_spread_over_data_sets():
+    params = _params(np.array([0.6, -0.4, 0.8, 0.3, -0.5]))
+    n, R = 64, 120
+    f = jax.jit(jax.vmap(lambda k: md.gradient_noise(
+        per_example, params, _sample(k, n), chunk_size=16, num_bootstrap=48, key=jax.random.fold_in(k, 1))))
+    est = f(jax.random.split(jax.random.key(0), R))
+    for name in ("trace_cov", "grad_norm_sq", "b_simple"):
+        spread = float(np.std(np.asarray(getattr(est, name)), ddof=1))
+        # the bootstrap estimates the variance: compare its root-mean-square with the spread
+        se = float(np.sqrt(np.mean(np.square(np.asarray(getattr(est, f"{name}_se"))))))
+        assert 0.7 < se / spread < 1.4, f"{name}: bootstrap se {se:.4g} vs spread over data sets {spread:.4g}"
+
+
+def test_b_simple_is_never_negative_and_estimates_b_over_one_plus_b_over_n():
+    # at the optimum G = 0: the unbiased |G|² is negative in about half the samples
+    params = _params(np.zeros(D))
+    n, R = 32, 200
+    est = jax.jit(jax.vmap(lambda k: md.gradient_noise(per_example, params, _sample(k, n))))(
+        jax.random.split(jax.random.key(1), R))
+    assert (np.asarray(est.grad_norm_sq) <= 0).mean() > 0.2  # the old ratio would be negative here
+    assert (np.asarray(est.b_simple) >= 0).all() and np.isfinite(np.asarray(est.b_simple)).all()
+    # away from the optimum, on many examples: 1/B̂ → 1/B + 1/n
+    delta = np.array([0.6, -0.4, 0.8, 0.3, -0.5])
+    C = np.diag(C_DIAG)
+    g2 = float(np.sum((C @ delta) ** 2))
+    tr = g2 + (delta @ C @ delta + SIGMA**2) * np.trace(C)
+    n = 8192
+    big = md.gradient_noise(per_example, _params(delta), _sample(jax.random.key(2), n))
+    np.testing.assert_allclose(1.0 / float(big.b_simple), g2 / tr + 1.0 / n, rtol=0.05)
