@@ -79,7 +79,8 @@ def test_trace_cov_and_grad_norm_are_unbiased_on_small_samples():
     # the naive plug-in |ḡ|² is off by tr Σ / n, many standard errors: the correction matters
     naive = np.asarray(est.grad_norm_sq) + np.asarray(est.trace_cov) / n
     assert abs(naive.mean() - truth["grad_norm_sq"]) > 6 * se
-    np.testing.assert_allclose(np.asarray(est.b_simple), np.asarray(est.trace_cov / est.grad_norm_sq), rtol=1e-6)
+    # B_simple is formed from the two estimates whose sign is guaranteed: tr Σ̂ / |ḡ|²
+    np.testing.assert_allclose(np.asarray(est.b_simple), np.asarray(est.trace_cov) / naive, rtol=1e-5)
 
 
 def test_hessian_noise_scale_estimators():
@@ -94,7 +95,12 @@ def test_hessian_noise_scale_estimators():
     _check_unbiased(est.trace_hess_cov, truth["trace_hess_cov"], "trace_hess_cov")
     _check_unbiased(est.grad_hess_grad, truth["grad_hess_grad"], "grad_hess_grad")
     b_noise = truth["trace_hess_cov"] / truth["grad_hess_grad"]
-    assert abs(np.median(np.asarray(est.b_noise)) - b_noise) < 0.1 * b_noise
+    b = np.asarray(est.b_noise)
+    # the median's standard error is ≈ 1.25 σ / √R (σ ≈ 38 % of B_noise with 8 probes)
+    assert abs(np.median(b) - b_noise) < 4 * 1.25 * b.std(ddof=1) / np.sqrt(R)
+    # the delta-method error bar is of the size of the spread over data sets and probes
+    assert 0.5 < np.median(np.asarray(est.b_noise_se)) / b.std(ddof=1) < 2.0
+    assert 0.5 < np.median(np.asarray(est.trace_hess_cov_se)) / np.asarray(est.trace_hess_cov).std(ddof=1) < 2.0
 
 
 def test_two_batch_estimators_unbiased_for_the_dataset():
