@@ -123,9 +123,12 @@ def prepare(graph: Hypergraph, data: pd.DataFrame, *, min_rows: int = MIN_ROWS) 
             raise DataError(f"column {v.column!r} (variable {v.name}) must be numeric{hint}") from None
         bad = np.flatnonzero(~np.isfinite(raw))
         if bad.size:
+            ids = data["run_id"].to_numpy()[bad] if "run_id" in data.columns else bad
+            which = ("run_id " if "run_id" in data.columns else "row ") + ", ".join(map(str, ids.tolist()))
             raise DataError(
-                f"column {v.column!r} (variable {v.name}) has {bad.size} non-finite value(s) (NaN/inf), "
-                f"first at row {int(bad[0])}; drop or impute those runs before fitting"
+                f"column {v.column!r} (variable {v.name}) has {bad.size} non-finite value(s) (NaN/inf) at "
+                f"{which}: a mediator is NaN where its estimate is undefined (see mediators.measure); "
+                "choose another column or drop or impute those runs explicitly before fitting"
             )
         out = np.flatnonzero(~v.in_domain(raw))
         if out.size:

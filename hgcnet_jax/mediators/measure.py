@@ -441,8 +441,13 @@ def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs) -> dict[s
     node = task.kind == "node"
     dim = int(sum(np.prod(np.shape(x)) for x in jax.tree_util.tree_leaves(result.params(ids[0]))))
     n_ex = int(idx.shape[0])
-    group = min(cfg.runs_per_call or len(ids), len(ids))
-    width = cfg.vmap_width if cfg.vmap_width is not None else (1 if on_cpu else group)
+    # Map layout (CPU): a call's time is the sum of its runs' whatever the group, so by default
+    # each call measures one run (least memory, a progress step per run). Vmap layout
+    # (accelerators): all runs in one call, halved below until it fits.
+    width_auto = 1 if on_cpu else len(ids)
+    width = cfg.vmap_width if cfg.vmap_width is not None else width_auto
+    default_group = len(ids) if width > 1 else 1
+    group = min(cfg.runs_per_call or default_group, len(ids))
     chunk = cfg.chunk_size if cfg.chunk_size is not None else default_chunk_size(node, n_ex, dim)
     tried = []
     while True:
@@ -484,6 +489,9 @@ def _program(task, cfg: MeasureConfig, width: int, n_train: int, k_runs, statefu
     def program(params, inits, states, rids, data, idx):
         f = lambda p, i, s, r: one(p, i, s, r, data, idx)  # noqa: E731
         n = rids.shape[0]
+        if n == 1:  # one run: no batch axis at all inside
+            out = f(*jax.tree_util.tree_map(lambda x: x[0], (params, inits, states, rids)))
+            return jax.tree_util.tree_map(lambda x: x[None], out)
         if width >= n:
             return jax.vmap(f)(params, inits, states, rids)
         # width 1: a plain map (a size-1 vmap would still batch every kernel)

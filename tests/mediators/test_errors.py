@@ -64,3 +64,18 @@ def test_b_simple_is_never_negative_and_estimates_b_over_one_plus_b_over_n():
     n = 8192
     big = md.gradient_noise(per_example, _params(delta), _sample(jax.random.key(2), n))
     np.testing.assert_allclose(1.0 / float(big.b_simple), g2 / tr + 1.0 / n, rtol=0.05)
+
+
+def test_the_causal_layer_refuses_a_missing_mediator_naming_the_runs():
+    import pandas as pd
+
+    from hgcnet_jax import causal
+
+    rng = np.random.default_rng(0)
+    n = 40
+    table = pd.DataFrame({"run_id": np.arange(100, 100 + n), "B": np.repeat([16.0, 64.0], n // 2)})
+    for c in "NSCG":
+        table[c] = rng.normal(size=n)
+    table.loc[[3, 17], "N"] = np.nan  # e.g. a B_noise whose denominator estimate was <= 0
+    with pytest.raises(causal.DataError, match=r"'N'.*2 non-finite.*run_id 103, 117"):
+        causal.prepare(causal.Hypergraph.paper(), table)
