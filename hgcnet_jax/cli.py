@@ -235,7 +235,7 @@ def _dry_run(config, out: Path) -> int:
     print(f"config OK: {config.model.name} on {config.data.name} ({plan['train_examples']} training examples); "
           f"{plan['runs']} runs = batch sizes {plan['batch_sizes']} x {plan['seeds']} seeds, {plan['epochs']} epochs "
           f"each; usable runs needed: {need}")
-    saved = study._read_json(out / "config.json") if out.is_dir() else None
+    saved = study.folder.read_json(out / "config.json") if out.is_dir() else None
     if out.exists() and not out.is_dir():
         state = "is a file, not a folder: the study would be refused"
     elif saved is None:

@@ -20,14 +20,14 @@ def _seed_folder(out, config):
 
 def test_new_folder_is_created_and_not_resumed(tmp_path):
     out = tmp_path / "a" / "b"
-    assert study._prepare_folder(out, StudyConfig(), overwrite=False) is False
+    assert study.folder.prepare_folder(out, StudyConfig(), overwrite=False) is False
     assert out.is_dir()
 
 
 def test_same_config_resumes(tmp_path):
     c = StudyConfig()
     _seed_folder(tmp_path, c)
-    assert study._prepare_folder(tmp_path, StudyConfig(), overwrite=False) is True
+    assert study.folder.prepare_folder(tmp_path, StudyConfig(), overwrite=False) is True
     assert (tmp_path / "runs.parquet").read_bytes() == b"runs"
 
 
@@ -36,31 +36,31 @@ def test_changed_config_is_refused_naming_the_fields(tmp_path):
     _seed_folder(tmp_path, c)
     changed = c.override({"train.epochs": 3, "causal.num_samples": 77})
     with pytest.raises(study.StudyFolderError, match=r"changed: causal\.num_samples, train\.epochs.*--overwrite"):
-        study._prepare_folder(tmp_path, changed, overwrite=False)
+        study.folder.prepare_folder(tmp_path, changed, overwrite=False)
     assert (tmp_path / "runs.parquet").read_bytes() == b"runs"          # nothing touched
 
 
 def test_overwrite_deletes_only_the_study_files(tmp_path):
     c = StudyConfig()
     _seed_folder(tmp_path, c)
-    assert study._prepare_folder(tmp_path, c.override({"seed": 5}), overwrite=True) is False
+    assert study.folder.prepare_folder(tmp_path, c.override({"seed": 5}), overwrite=True) is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_study_files_without_a_config_are_refused(tmp_path):
     (tmp_path / "summary.json").write_text("{}")
     with pytest.raises(study.StudyFolderError, match="without a readable config.json"):
-        study._prepare_folder(tmp_path, StudyConfig(), overwrite=False)
+        study.folder.prepare_folder(tmp_path, StudyConfig(), overwrite=False)
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(study.StudyFolderError):
-        study._prepare_folder(tmp_path, StudyConfig(), overwrite=False)
-    assert study._prepare_folder(tmp_path, StudyConfig(), overwrite=True) is False
+        study.folder.prepare_folder(tmp_path, StudyConfig(), overwrite=False)
+    assert study.folder.prepare_folder(tmp_path, StudyConfig(), overwrite=True) is False
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_folder_of_other_files_is_usable(tmp_path):
     (tmp_path / "data.csv").write_text("x")
-    assert study._prepare_folder(tmp_path, StudyConfig(), overwrite=False) is False
+    assert study.folder.prepare_folder(tmp_path, StudyConfig(), overwrite=False) is False
     assert (tmp_path / "data.csv").exists()
 
 
@@ -75,10 +75,10 @@ def test_recomputing_a_phase_drops_the_later_ones(tmp_path):
     for name in study.ARTIFACTS:
         (tmp_path / name).write_text("x")
     (tmp_path / "plots").mkdir()
-    study._drop_after(tmp_path, "runs.parquet")
+    study.folder.drop_after(tmp_path, "runs.parquet")
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["config.json", "phases.json", "runs.parquet", "sweep.parquet"]
-    study._drop_after(tmp_path, "sweep.parquet")
+    study.folder.drop_after(tmp_path, "sweep.parquet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "phases.json", "sweep.parquet"]
 
 
@@ -103,12 +103,12 @@ def test_load_result_requires_a_finished_study(tmp_path):
 
 def test_causal_progress_bar_counts_fits_queries_and_refutations():
     c = StudyConfig()
-    assert study._causal_bar(c, progress=False) is None
-    bar = study._causal_bar(c, progress=True)
+    assert study.progress.causal_bar(c, progress=False) is None
+    bar = study.progress.causal_bar(c, progress=True)
     try:
         assert bar.total == 2 + 4 + len(c.causal.refuters)
-        study._tick(bar, "fit hypergraph")
-        study._tick(None, "ignored")
+        study.progress.tick(bar, "fit hypergraph")
+        study.progress.tick(None, "ignored")
         assert bar.n == 1
     finally:
         bar.close()
@@ -129,14 +129,14 @@ def test_alive_redraws_the_bar_while_one_long_call_runs_and_then_stops():
             self.postfix = text
 
     bar = Bar()
-    study._step(bar, "fit hypergraph: NUTS 2 chains x 1500 transitions")
-    with study._alive(bar, every=0.01):
+    study.progress.step(bar, "fit hypergraph: NUTS 2 chains x 1500 transitions")
+    with study.progress.alive(bar, every=0.01):
         time.sleep(0.2)                      # stands for one compiled NUTS program
     n = bar.refreshes
     assert n >= 3 and bar.postfix.startswith("fit hypergraph")
     time.sleep(0.05)
     assert bar.refreshes == n                # the thread has stopped
     assert not any(t.name == "hgcnet-progress" for t in threading.enumerate())
-    with study._alive(None):                 # progress off: no thread at all
+    with study.progress.alive(None):                 # progress off: no thread at all
         assert not any(t.name == "hgcnet-progress" for t in threading.enumerate())
-    study._step(None, "ignored")
+    study.progress.step(None, "ignored")

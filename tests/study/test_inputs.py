@@ -89,7 +89,7 @@ def test_a_study_that_cannot_finish_is_refused_before_training(argv, field, need
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(study, "_phase_sweep", no_training)
+    monkeypatch.setattr(study.pipeline, "phase_sweep", no_training)
     out = tmp_path / "out"
     code, stdout, err = _main([*argv, "--out", str(out), "--dry-run"], capsys)
     if field is None:

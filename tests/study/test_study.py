@@ -258,14 +258,14 @@ def test_a_failed_late_phase_keeps_everything_and_a_rerun_resumes(tiny_study, tm
     copy = tmp_path / "copy"
     shutil.copytree(result.out, copy)
     for name in ("summary.json", "report.html", "plots"):
-        study._remove(copy / name)
+        study.folder.remove(copy / name)
     kept = {n: (copy / n).read_bytes() for n in ("runs.parquet", "sweep.parquet", "posterior_hypergraph.nc",
                                                  "posterior_pairwise.nc", "config.json")}
 
     def broken(*args, **kwargs):
         raise RuntimeError("the effects ran out of memory")
 
-    monkeypatch.setattr(study, "summarise", broken)
+    monkeypatch.setattr(study.pipeline, "summarise", broken)
     with pytest.raises(study.StudyPhaseError, match="the effects phase failed: the effects ran out of memory") as e:
         study.run(TINY, out=copy, progress=False, log=None)
     assert e.value.phase == "effects" and not e.value.user_error
@@ -312,7 +312,7 @@ def test_posteriors_that_cannot_be_rebuilt_are_refitted_not_a_dead_end(tiny_stud
     copy = tmp_path / "copy"
     shutil.copytree(result.out, copy)
     for name in ("summary.json", "report.html", "plots"):
-        study._remove(copy / name)
+        study.folder.remove(copy / name)
 
     def unreadable(self, graph="hypergraph"):
         raise ValueError("posterior written by an older version")
@@ -321,7 +321,7 @@ def test_posteriors_that_cannot_be_rebuilt_are_refitted_not_a_dead_end(tiny_stud
         raise RuntimeError("refitting")  # stands for the fits; the test only needs to see them called
 
     monkeypatch.setattr(study.StudyResult, "fit", unreadable)
-    monkeypatch.setattr(study, "_fits", refit)
+    monkeypatch.setattr(study.pipeline, "fit_graphs", refit)
     logs: list[str] = []
     with pytest.raises(study.StudyPhaseError, match="causal fits phase failed: refitting"):
         study.run(TINY, out=copy, progress=False, log=logs.append)

@@ -1,0 +1,305 @@
+"""What a study will do, and whether it can: the task, the grid, the graphs, the checks.
+
+Every check that can fail on the config alone runs before any training
+(:func:`validate`): the dataset and model, the batch sizes against the training
+split, the mediator columns, and the number of runs against what the causal fit and
+each refuter need (:func:`minimum_runs`). After the sweep, :func:`check_trained`
+stops a study whose runs diverged (naming the learning rate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hgcnet_jax.config import ConfigError, StudyConfig
+from hgcnet_jax.study.keys import StudyKeys
+
+__all__ = ["GRAPHS", "MEASURE_GROUPS", "build_task", "make_interventions", "runs_per_call", "minimum_runs", "validate",
+           "measure_kwargs", "graphs", "fit_table", "fit_kwargs", "check_trained", "count_problem",
+           "validate_without_data"]
+
+
+def build_task(config: StudyConfig):
+    """Load the dataset and bind the model; errors name the config field."""
+    from hgcnet_jax import data as _data
+    from hgcnet_jax import train as _train
+
+    d = config.data
+    try:
+        dataset = _data.load(d.name, root=d.root, split=d.split, seed=config.seed, **dict(d.options))
+    except _data.DatasetNotFoundError as e:
+        raise ConfigError("data.name", f"dataset {d.name!r} not found: {e}") from None
+    except (TypeError, ValueError) as e:
+        field = "data.name" if "unknown dataset" in str(e) else "data.options" if "does not take" in str(e) else "data"
+        raise ConfigError(field, str(e)) from None
+    m = config.model
+    try:
+        task = _train.make_task(dataset, m.name, **dict(m.options))
+    except KeyError as e:
+        raise ConfigError("model.name", str(e).strip("'\"")) from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError("model", str(e)) from None
+    n_train = int(np.asarray(dataset.splits["train"]).shape[0])
+    too_big = [b for b in config.train.batch_sizes if b > n_train]
+    if too_big:
+        hint = " (try data.split = 'full')" if d.name in ("cora", "citeseer", "pubmed") else ""
+        raise ConfigError(
+            "train.batch_sizes",
+            f"{too_big} exceed the {n_train} training examples of {d.name!r}{hint}; use smaller batch sizes",
+        )
+    return task
+
+
+def make_interventions(config: StudyConfig):
+    from hgcnet_jax import train as _train
+
+    t = config.train
+    axes = dict(batch_size=list(t.batch_sizes), seed=list(range(t.seeds)), lr=t.lr, optimizer=t.optimizer,
+                weight_decay=t.weight_decay, l2=t.l2, reg_scope=t.reg_scope, lr_scaling=t.lr_scaling,
+                base_batch_size=min(t.batch_sizes))
+    if t.momentum is not None:
+        axes["momentum"] = t.momentum
+    try:
+        return _train.grid(**axes), _train.Budget(epochs=t.epochs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError("train", str(e)) from None
+
+
+#: The mediators are measured in this many groups of runs (one progress step each) unless
+#: ``mediators.options.runs_per_call`` says otherwise; with or without progress bars.
+MEASURE_GROUPS = 4
+
+
+def runs_per_call(config: StudyConfig, num_runs: int) -> int:
+    """Runs per compiled call of the mediator measurement: ``mediators.options.runs_per_call``, else
+    ``ceil(runs / MEASURE_GROUPS)``.
+
+    It never depends on the progress bar or the log: the grouping sets the peak memory
+    (one group's parameters, Hessian-vector products and Lanczos bases are live at once)
+    and, through XLA's batched float arithmetic, the last digits of the values.
+    """
+    rpc = dict(config.mediators.options).get("runs_per_call")
+    return int(rpc) if rpc is not None else max(1, -(-num_runs // MEASURE_GROUPS))
+
+
+def minimum_runs(config: StudyConfig) -> dict[str, int]:
+    """The fewest usable runs each part of the causal phase needs: ``{"causal fit": n, "<refuter>": n}``.
+
+    The fit needs ``causal.prepare``'s ``min_rows`` runs; the ``data_subset`` refuter refits
+    on ``causal.refute``'s ``subset_fraction`` of them, so it needs the smallest number of
+    runs whose fraction still reaches that minimum. The other refuters refit on all runs.
+    Both defaults are read from the causal layer's signatures, so they cannot drift apart.
+    """
+    import inspect
+
+    from hgcnet_jax import causal
+
+    fit_min = int(inspect.signature(causal.prepare).parameters["min_rows"].default)
+    need = {"causal fit": fit_min}
+    for name in config.causal.refuters:
+        if name == "data_subset":
+            frac = subset_fraction()
+            n = fit_min
+            while max(int(round(frac * n)), 2) < fit_min:
+                n += 1
+            need[name] = n
+        else:
+            need[name] = fit_min
+    return need
+
+
+def subset_fraction() -> float:
+    """The fraction of the runs the ``data_subset`` refuter refits on (``causal.refute``'s default)."""
+    import inspect
+
+    from hgcnet_jax import causal
+
+    return float(inspect.signature(causal.refute).parameters["subset_fraction"].default)
+
+
+def count_problem(config: StudyConfig, usable: Mapping[int, int], noun: str = "usable runs") -> tuple[str, str] | None:
+    """``(field, what is short)`` when ``usable`` runs per batch size cannot finish the causal phase, else None."""
+    need = minimum_runs(config)
+    n = int(sum(usable.values()))
+    bs = config.train.batch_sizes
+    for b in (bs[0], bs[-1]):  # the ATE and the permutation test contrast the extremes
+        if usable.get(b, 0) < 2:
+            return "train.seeds", (f"the contrast B={bs[0]} vs B={bs[-1]} needs at least 2 {noun} at each end, "
+                                   f"B={b} has {usable.get(b, 0)}")
+    if n < need["causal fit"]:
+        return "train.seeds", f"the causal fit needs at least {need['causal fit']} {noun}, there are {n}"
+    for name, k in need.items():
+        if name != "causal fit" and n < k:
+            frac = f"{subset_fraction():.0%}" if name == "data_subset" else "all"
+            return "causal.refuters", (f"the {name} refuter refits on {frac} of them and needs at least {k} "
+                                       f"{noun}, there are {n}")
+    return None
+
+
+def check_columns(config: StudyConfig, kw: Mapping[str, Any]) -> None:
+    """Every mediator column the config names is one ``mediators.measure`` will produce."""
+    from hgcnet_jax import mediators as _mediators
+
+    settings = {k: v for k, v in kw.items() if k != "key"}
+    measured = _mediators.MeasureConfig(**settings).columns
+    m = config.mediators
+    for field, col in (("mediators.noise", m.noise), ("mediators.sharpness", m.sharpness),
+                       ("mediators.complexity", m.complexity)):
+        if col not in measured:
+            hint = difflib.get_close_matches(col, measured, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(field, f"column {col!r} is not measured by mediators.measure{extra}; "
+                                     f"measured columns: {list(measured)}")
+
+
+def validate(config: StudyConfig, *, task: Any = None) -> dict[str, Any]:
+    """Every check of a study that needs no training; raises on the first problem.
+
+    Loads the dataset and binds the model (unless ``task`` is given), checks the batch sizes
+    against the training split, the interventions and ``mediators.options``, that every
+    configured mediator column is one the measurement produces, and that the grid has
+    enough runs for the causal fit and for every refuter (:func:`minimum_runs`). :func:`run`
+    calls it before anything is written; ``hgcnet study --dry-run`` calls it alone.
+
+    Returns:
+        The plan: ``runs``, ``batch_sizes``, ``seeds``, ``epochs``, ``train_examples`` and
+        ``minimum_runs``.
+
+    Raises:
+        ConfigError: naming the field and what to do.
+    """
+    if not isinstance(config, StudyConfig):
+        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
+    t = config.train
+    validate_without_data(config)
+    task = build_task(config) if task is None else task
+    interventions, _ = make_interventions(config)
+    return {"runs": len(interventions), "batch_sizes": list(t.batch_sizes), "seeds": t.seeds, "epochs": t.epochs,
+            "train_examples": int(np.asarray(task.splits["train"]).shape[0]), "minimum_runs": minimum_runs(config)}
+
+
+def validate_without_data(config: StudyConfig) -> None:
+    """The checks of :func:`validate` that need neither the dataset nor the folder."""
+    t = config.train
+    problem = count_problem(config, {b: t.seeds for b in t.batch_sizes}, noun="runs")
+    if problem is not None:
+        field, what = problem
+        need = max(minimum_runs(config).values())
+        seeds = -(-need // len(t.batch_sizes))
+        raise ConfigError(field, (
+            f"{len(t.batch_sizes)} batch sizes × {t.seeds} seeds = {len(t.batch_sizes) * t.seeds} runs are too few "
+            f"({what}); use at least {need} runs (e.g. --seeds {seeds} with these batch sizes)"
+            + (" or leave the refuter out (--set 'causal.refuters=[...]')" if field == "causal.refuters" else "")))
+    make_interventions(config)
+    check_columns(config, measure_kwargs(config))
+
+
+def measure_kwargs(config: StudyConfig) -> dict[str, Any]:
+    """Keyword arguments of ``mediators.measure``: ``mediators.options`` checked against ``MeasureConfig``."""
+    from hgcnet_jax import mediators as _mediators
+
+    known = [f.name for f in dataclasses.fields(_mediators.MeasureConfig)]
+    kw = dict(config.mediators.options)
+    for k, v in kw.items():
+        if k not in known:
+            raise ConfigError(f"mediators.options.{k}", f"not a setting of mediators.measure; settings: {known}")
+        if isinstance(v, list):
+            kw[k] = tuple(v)
+    try:
+        _mediators.MeasureConfig(**kw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError("mediators.options", str(e)) from None
+    kw["key"] = StudyKeys.of(config.seed).mediators
+    return kw
+
+
+GRAPHS = ("hypergraph", "pairwise")
+
+
+def graphs(config: StudyConfig) -> dict:
+    """The paper's hypergraph over the configured columns, and its pairwise twin.
+
+    ``Hypergraph.paper`` (B → N → S → C → G, {N, S} → C), with B on a log2 scale, the
+    mediators transformed by ``mediators.transform`` and, with ``causal.direct_edge``,
+    the direct edge B → G.
+    """
+    from hgcnet_jax import causal
+
+    m = config.mediators
+    columns = {"B": "batch_size", "N": m.noise, "S": m.sharpness, "C": m.complexity, "G": m.outcome}
+    hyper = causal.Hypergraph.paper(columns, direct=config.causal.direct_edge)
+    if m.transform != "identity":
+        hyper = hyper.replace(variables=tuple(
+            dataclasses.replace(v, transform=m.transform) if v.name in ("N", "S", "C") else v for v in hyper.variables
+        ))
+    return {"hypergraph": hyper, "pairwise": hyper.pairwise()}
+
+
+def fit_table(runs: pd.DataFrame, config: StudyConfig) -> tuple[pd.DataFrame, list[str]]:
+    """The rows the causal model is fitted on, and a note for every dropped row.
+
+    Diverged runs and runs with a non-finite (or, for log-transformed variables,
+    non-positive) value of a modelled column are dropped: their values say nothing
+    about the mechanism.
+    """
+    m = config.mediators
+    cols = [m.noise, m.sharpness, m.complexity, m.outcome]
+    keep = np.ones(len(runs), dtype=bool)
+    notes = []
+    if "diverged" in runs:
+        div = runs["diverged"].to_numpy(dtype=bool)
+        if div.any():
+            notes.append(f"{int(div.sum())} diverged run(s) left out of the causal fit "
+                         f"(batch sizes {sorted(set(runs.loc[div, 'batch_size'].tolist()))})")
+        keep &= ~div
+    for i, c in enumerate(cols):
+        v = runs[c].to_numpy(dtype=float)
+        bad = ~np.isfinite(v) & keep
+        if bad.any():
+            notes.append(f"{int(bad.sum())} run(s) with a non-finite {c} left out of the causal fit")
+        keep &= ~bad
+        if i < 3 and m.transform == "log":
+            bad = (v <= 0) & keep
+            if bad.any():
+                notes.append(f"{int(bad.sum())} run(s) with {c} <= 0 left out of the causal fit "
+                             "(mediators.transform = 'log'; use 'identity' to keep them)")
+            keep &= ~bad
+    return runs.loc[keep].reset_index(drop=True), notes
+
+
+def fit_kwargs(config: StudyConfig) -> dict[str, Any]:
+    c = config.causal
+    return dict(method=c.method, num_warmup=c.num_warmup, num_samples=c.num_samples, num_chains=c.num_chains)
+
+
+def lr_text(config: StudyConfig, runs: pd.DataFrame) -> str:
+    t = config.train
+    if t.lr_scaling == "fixed" or "lr_effective" not in runs:
+        return f"learning rate train.lr = {t.lr:g}"
+    eff = runs["lr_effective"].to_numpy(dtype=float)
+    return (f"learning rate train.lr = {t.lr:g} ({t.lr_scaling} scaling: {eff.min():g} to {eff.max():g} "
+            "across batch sizes)")
+
+
+def check_trained(config: StudyConfig, runs: pd.DataFrame) -> None:
+    """Stop after the sweep when the runs that trained cannot finish the study (naming the learning rate)."""
+    div = runs["diverged"].to_numpy(dtype=bool)
+    n = len(runs)
+    if div.all():
+        suggest = min(config.train.lr / 10, type(config.train)().lr)
+        raise ConfigError("train.lr", (
+            f"all {n} runs diverged (their loss became NaN or inf) at {lr_text(config, runs)}: there is nothing "
+            f"to measure or fit. Lower the learning rate (--lr, e.g. {suggest:g})"))
+    usable = runs.loc[~div].groupby("batch_size").size().to_dict()
+    problem = count_problem(config, usable)
+    if problem is not None:
+        by_b = sorted(set(runs.loc[div, "batch_size"].tolist()))
+        raise ConfigError("train.lr", (
+            f"{int(div.sum())} of {n} runs diverged (NaN or inf loss; batch sizes {by_b}) at "
+            f"{lr_text(config, runs)}, so {problem[1]}. Lower the learning rate (--lr) or add seeds"))
