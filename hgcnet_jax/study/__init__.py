@@ -16,22 +16,8 @@ Pipeline (each arrow is a call into the module that owns the step):
       ─► causal effects (E[G | do(B)], ATE, mediation, LOO, refutations, permutation test, recommendation)
       ─► report (plots/*.png|svg, report.html)
 
-Everything lands in one output folder, one file per finished phase, each
-written atomically (a temporary file renamed over the target) as soon as the
-phase is complete, with the permissions the umask gives a new file:
-
-============================  =====================================================
-``config.json``               the config and its fingerprint (written once)
-``checkpoints/sweep/``        the sweep engine's checkpoints (a killed sweep resumes)
-``sweep.parquet``             one row per run: the sweep's table (losses, accuracies, ``diverged``)
-``runs.parquet``              the same rows plus the N, S, C columns
-``posterior_hypergraph.nc``   ArviZ netCDF posterior of the hypergraph SCM
-``posterior_pairwise.nc``     ArviZ netCDF posterior of its pairwise twin
-``summary.json``              every number of the report (see :func:`summarise`)
-``plots/<name>.png|svg``      the figures
-``report.html``               one self-contained page (figures inlined)
-``phases.json``               when and how long each phase ran (and which one failed)
-============================  =====================================================
+Everything lands in one output folder, one file per finished phase (the list:
+:mod:`hgcnet_jax.study.folder`).
 
 Every check that can fail on the config alone runs before any training
 (:func:`validate`): the dataset and model, the batch sizes against the training
