@@ -18,6 +18,9 @@ Derivations (``k`` is the key the function is given):
                               random mask of seed ``s``: ``fold_in(step key, s)``
 ``prune.Trainer``             the batch order of replica ``r``: ``fold_in(split(key)[r], 1)``
 ``prune`` spectral density    10 000 (from the curvature key)
+``causal`` queries            a query without a key: ``fold_in(fit.key, 1)``
+``study``                     :class:`hgcnet_jax.study.keys.StudyKeys` (sweep ``key(seed)``,
+                              mediators 1, fit ``i`` 10 + i, effects ``split(fold_in(·, 20))``)
 ============================  ===========================================================
 """
 
@@ -42,6 +45,7 @@ __all__ = [
     "prune_step",
     "prune_random",
     "prune_batches",
+    "causal_query",
 ]
 
 
@@ -152,3 +156,12 @@ _PRUNE_BATCHES = 1
 def prune_batches(replica_key: jax.Array) -> jax.Array:
     """Key of the minibatch order of one replica trained or recorded by :class:`hgcnet_jax.prune.Trainer`."""
     return jax.random.fold_in(replica_key, _PRUNE_BATCHES)
+
+
+# ---------------------------------------------------------------------------- causal queries
+_CAUSAL_QUERY = 1
+
+
+def causal_query(fit_key: jax.Array) -> jax.Array:
+    """Key of a do-query on a fit when the caller gives none (common to every query of that fit)."""
+    return jax.random.fold_in(fit_key, _CAUSAL_QUERY)

@@ -53,6 +53,18 @@ def test_named_derivations_are_the_historical_numbers():
         (_keys.prune_step(KEY, 2, 1), f(KEY, 5000 + 97 * 2 + 1)),
         (_keys.prune_random(KEY, 4), f(KEY, 4)),
         (_keys.prune_batches(KEY), f(KEY, 1)),
+        (_keys.causal_query(KEY), f(KEY, 1)),
     ]
     for ours, theirs in pairs:
+        np.testing.assert_array_equal(_data(ours), _data(theirs))
+
+
+def test_study_keys_are_the_historical_numbers():
+    from hgcnet_jax.study.keys import StudyKeys
+
+    f, root = jax.random.fold_in, jax.random.key(3)
+    k = StudyKeys.of(3)
+    perm, ref = jax.random.split(f(root, 20))
+    for ours, theirs in [(k.sweep, root), (k.mediators, f(root, 1)), (k.fits[0], f(root, 10)), (k.fits[1], f(root, 11)),
+                         (k.permutation, perm), (k.refutations, ref)]:
         np.testing.assert_array_equal(_data(ours), _data(theirs))

@@ -45,6 +45,8 @@ import numpy as np
 import pandas as pd
 from numpyro import handlers
 
+from hgcnet_jax import _keys
+
 from .fit import Fit
 
 __all__ = [
@@ -329,7 +331,7 @@ def _check_range(fit: Fit, name: str, value: Any) -> None:
 
 
 def _query_key(fit: Fit, key: jax.Array | None) -> jax.Array:
-    return jax.random.fold_in(fit.key, 1) if key is None else key
+    return _keys.causal_query(fit.key) if key is None else key
 
 
 # -------------------------------------------------------------------- queries
