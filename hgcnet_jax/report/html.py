@@ -118,10 +118,12 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]
         f'<p class="headline" id="recommendation">Use batch size <b>B = {_e(rec["best_batch_size"])}</b>: '
         f"E[G | do(B = {_e(rec['best_batch_size'])})] = {_num(rec['best_mean'])} "
         f"(credible interval {_num(rec['best_lo'])} – {_num(rec['best_hi'])}). "
-        f"Probability that it beats your current B = {_e(rec['current_batch_size'])}: "
-        f"<b>{_num(rec['prob_beats_current'], '.3f')}</b>. "
-        f"It costs {_num(rec['best_time_per_epoch_s'], '.3g')} s per epoch "
-        f"({_num(rec['time_ratio_vs_current'], '.2f')}× the current batch size).</p>"
+        + (f"It is your current batch size: keep it. It costs {_num(rec['best_time_per_epoch_s'], '.3g')} s per epoch.</p>"
+           if rec["best_batch_size"] == rec["current_batch_size"] else
+           f"Probability that it beats your current B = {_e(rec['current_batch_size'])}: "
+           f"<b>{_num(rec['prob_beats_current'], '.3f')}</b>. "
+           f"It costs {_num(rec['best_time_per_epoch_s'], '.3g')} s per epoch "
+           f"({_num(rec['time_ratio_vs_current'], '.2f')}× the current batch size).</p>")
     )
     if rec.get("time_note"):
         parts.append(f'<p class="sub">Time: {_e(rec["time_note"])}.</p>')

@@ -246,7 +246,8 @@ def recommendation(
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="best")
-    ax.set_title(f"Recommendation: B = {best} (P(beats B = {current}) = {prob_beats_current:.3f})", fontsize=10)
+    ax.set_title(f"Recommendation: B = {best} (the current batch size: keep it)" if best == current else
+                 f"Recommendation: B = {best} (P(beats B = {current}) = {prob_beats_current:.3f})", fontsize=10)
     ax.grid(alpha=0.3)
     return fig
 

@@ -102,3 +102,18 @@ def test_render_requires_the_core_sections(summary, missing):
     del summary[missing]
     with pytest.raises(KeyError):
         html.render(summary, {})
+
+
+def test_best_equal_to_current_says_keep_it(built_report, summary_factory):
+    """When the recommendation is the user's own batch size, the page and the figure say
+    to keep it instead of 'P(beats B=...) = 0.000'."""
+    folder = built_report[0]
+    s = summary_factory()
+    s["recommendation"] = dict(s["recommendation"], best_batch_size=128, current_batch_size=128, prob_beats_current=0.0,
+                               best_time_per_epoch_s=0.25, time_ratio_vs_current=1.0)
+    page = html.render(s, _saved(folder))
+    headline = re.search(r'<p class="headline" id="recommendation">(.*?)</p>', page).group(1)
+    assert "keep it" in headline and "0.000" not in headline and "beats" not in headline
+    fig = plots.recommendation([16, 32, 64, 128], [0.7] * 4, [0.6] * 4, [0.8] * 4, [0.5, 0.4, 0.3, 0.25],
+                               best=128, current=128, prob_beats_current=0.0)
+    assert "keep it" in fig.axes[0].get_title()
