@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "data":
             return _run_data(args)
         return _run_study(args)
-    except (ConfigError, StudyFolderError, PermissionError, FileNotFoundError, _UsageError) as e:
+    except (ConfigError, StudyFolderError, PermissionError, FileNotFoundError, NotADirectoryError, _UsageError) as e:
         print(f"hgcnet: error: {e}", file=sys.stderr)
         return 2
     except StudyPhaseError as e:  # a late phase failed; its report.html says so, a re-run resumes

@@ -129,3 +129,15 @@ def test_prune_is_delegated_to_the_prune_command_line(capsys):
         cli.main(["prune", "--help"])
     assert e.value.code == 0
     assert "usage: hgcnet prune" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("what", ["file", "missing"])
+def test_data_dir_that_is_not_a_folder_is_one_line(what, tmp_path, capsys, monkeypatch):
+    """HGCNET_DATA_DIR at a file or a missing folder: one 'hgcnet: error:' line naming the variable, no traceback."""
+    target = tmp_path / "not-a-folder"
+    if what == "file":
+        target.write_text("x")
+    monkeypatch.setenv("HGCNET_DATA_DIR", str(target))
+    code, _, err = _main(["study", "--dataset", "cora", "--dry-run", "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and err.startswith("hgcnet: error: HGCNET_DATA_DIR=") and "is not a folder" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
