@@ -70,12 +70,12 @@ def _measure(task, result, log_path: Path | None = None) -> dict:
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     gaps = np.diff([0.0] + [s for s, _ in stamps])
-    med_cols = [c for c in table.columns if c.startswith(("noise_", "sharp_", "complexity_"))]
-    values = [c for c in med_cols if not c.endswith("_se") and not c.endswith("_res")]
-    missing_err = [c for c in values if not mediators.error_column(c) in table.columns]
-    nan = {c: int(table[c].isna().sum()) for c in med_cols if table[c].isna().any()}
     if log_path is not None:
         table.to_csv(log_path.with_suffix(".csv"), index=False)
+    values = [c for c in table.columns if c in mediators.ERRORS]
+    med_cols = [c for v in values for c in (v, mediators.error_column(v)) if c in table.columns]
+    missing_err = [c for c in values if mediators.error_column(c) not in table.columns]
+    nan = {c: int(table[c].isna().sum()) for c in med_cols if table[c].isna().any()}
     return {
         "runs": int(len(result.runs)),
         "runs_measured": int(len(table)),
