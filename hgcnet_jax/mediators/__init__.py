@@ -28,9 +28,11 @@ from hgcnet_jax.mediators.measure import (
 )
 from hgcnet_jax.mediators.noise import (
     GradientNoise,
+    TrajectoryNoise,
     gradient_noise,
     per_example_gradients,
     sgd_temperature,
+    trajectory_noise,
     two_batch_estimates,
     two_batch_noise,
 )
@@ -46,6 +48,8 @@ __all__ = [
     "ERRORS",
     "error_column",
     "GradientNoise",
+    "TrajectoryNoise",
+    "trajectory_noise",
     "per_example_gradients",
     "gradient_noise",
     "two_batch_estimates",

@@ -32,6 +32,8 @@ __all__ = [
     "two_batch_estimates",
     "two_batch_noise",
     "sgd_temperature",
+    "TrajectoryNoise",
+    "trajectory_noise",
 ]
 
 PyTree = Any
@@ -279,6 +281,89 @@ def gradient_noise(
     return GradientNoise(
         grad_norm_sq, trace_cov, b_simple, ghg, thc, b_noise, jnp.asarray(n),
         g2_se, tc_se, bs_se, ghg_se, thc_se, bn_se,
+    )
+
+
+class TrajectoryNoise(NamedTuple):
+    """The gradient noise a run experienced along its trajectory (see :func:`trajectory_noise`).
+
+    Attributes:
+        mean: :math:`\\frac1K\\sum_k \\operatorname{tr}\\Sigma(\\theta_k)/B` over the ``K`` checkpoints.
+        mean_se: its standard error (the checkpoints' bootstrap errors, independent).
+        final: the value at the last checkpoint.
+        final_se: its standard error.
+        per_checkpoint: ``(K,)`` the values :math:`\\operatorname{tr}\\Sigma(\\theta_k)/B`.
+        per_checkpoint_se: ``(K,)`` their standard errors.
+    """
+
+    mean: Float[Array, ""]
+    mean_se: Float[Array, ""]
+    final: Float[Array, ""]
+    final_se: Float[Array, ""]
+    per_checkpoint: Float[Array, " k"]
+    per_checkpoint_se: Float[Array, " k"]
+
+
+def trajectory_noise(
+    per_example_loss: Callable[..., Float[Array, " b"]],
+    checkpoints: PyTree,
+    data: PyTree,
+    batch_size: int | float | Array,
+    *,
+    key: Array,
+    chunk_size: int | None = None,
+    separable: bool = True,
+    num_bootstrap: int = 32,
+    dropout: bool = False,
+) -> TrajectoryNoise:
+    r"""Minibatch gradient noise :math:`N = \operatorname{tr}\Sigma / B` along a trajectory.
+
+    The noise a run experienced is that of its minibatch gradients during training,
+    :math:`\mathbb E|g_B - G|^2 = \operatorname{tr}\Sigma(\theta_t)/B`, not at its end point.
+    Given the parameters at ``K`` checkpoints (a pytree with a leading axis ``K``, e.g. saved
+    during the sweep), this estimates :math:`\operatorname{tr}\Sigma(\theta_k)` at each with
+    :func:`gradient_noise` (unbiased, bootstrap error) and reports the trajectory mean and
+    the final value, each with its standard error.
+
+    Args:
+        per_example_loss: ``(params, batch) -> (b,)``; with ``dropout=True`` it is called as
+            ``per_example_loss(params, batch, key=k)`` and must apply dropout as in training
+            (e.g. ``functools.partial(task.per_example_loss, train=True)``), one key per
+            checkpoint (a node task's examples then share one mask, as a training step's do).
+        checkpoints: parameters with a leading checkpoint axis ``K ≥ 1``.
+        data: examples with a leading axis (n ≥ 2).
+        batch_size: the run's ``B``.
+        key: PRNG key (keyword-only).
+        chunk_size, separable: see :func:`gradient_noise`.
+        num_bootstrap: bootstrap replicates per checkpoint (≥ 2).
+        dropout: pass a per-checkpoint dropout key to ``per_example_loss``.
+
+    Returns:
+        :class:`TrajectoryNoise`.
+
+    Raises:
+        ValueError: for a non-positive ``batch_size`` or fewer than 2 replicates.
+    """
+    if isinstance(batch_size, (int, float)) and not batch_size > 0:
+        raise ValueError(f"trajectory_noise: batch_size must be > 0, got {batch_size!r}")
+    if isinstance(num_bootstrap, bool) or not isinstance(num_bootstrap, int) or num_bootstrap < 2:
+        raise ValueError(f"trajectory_noise: num_bootstrap must be an int >= 2, got {num_bootstrap!r}")
+    leaves = jax.tree_util.tree_leaves(checkpoints)
+    if not leaves or jnp.ndim(leaves[0]) < 1:
+        raise ValueError("trajectory_noise: checkpoints needs a leading checkpoint axis")
+    K = int(jnp.shape(leaves[0])[0])
+
+    def at(args):
+        params, k = args
+        k_drop, k_boot = jax.random.split(k)
+        loss = (lambda p, b: per_example_loss(p, b, key=k_drop)) if dropout else per_example_loss  # noqa: E731
+        gn = gradient_noise(loss, params, data, chunk_size=chunk_size, separable=separable,
+                            num_bootstrap=num_bootstrap, key=k_boot)
+        return gn.trace_cov / batch_size, gn.trace_cov_se / batch_size
+
+    vals, ses = jax.lax.map(at, (checkpoints, jax.random.split(key, K)))
+    return TrajectoryNoise(
+        jnp.mean(vals), jnp.sqrt(jnp.sum(jnp.square(ses))) / K, vals[-1], ses[-1], vals, ses
     )
 
 

@@ -79,3 +79,22 @@ def test_the_causal_layer_refuses_a_missing_mediator_naming_the_runs():
     table.loc[[3, 17], "N"] = np.nan  # e.g. a B_noise whose denominator estimate was <= 0
     with pytest.raises(causal.DataError, match=r"'N'.*2 non-finite.*run_id 103, 117"):
         causal.prepare(causal.Hypergraph.paper(), table)
+
+
+def test_trajectory_noise_is_the_average_of_tr_sigma_over_b_along_the_checkpoints():
+    deltas = np.array([[1.0, -0.8, 0.6, 0.5, -0.4], [0.6, -0.4, 0.8, 0.3, -0.5], [0.1, 0.05, -0.1, 0.0, 0.1]])
+    C = np.diag(C_DIAG)
+    B = 16
+    # hand-computed: tr Σ(δ) = |Cδ|² + (δᵀCδ + σ²) tr C at each checkpoint, divided by B, averaged
+    per = [(np.sum((C @ d) ** 2) + (d @ C @ d + SIGMA**2) * np.trace(C)) / B for d in deltas]
+    truth_mean, truth_final = float(np.mean(per)), float(per[-1])
+    ckpts = {"w": jnp.asarray(W_STAR + deltas, jnp.float32)}
+    n, R = 256, 60
+    f = jax.jit(jax.vmap(lambda k: md.trajectory_noise(
+        per_example, ckpts, _sample(k, n), B, key=jax.random.fold_in(k, 1), num_bootstrap=32)))
+    est = f(jax.random.split(jax.random.key(4), R))
+    m, fin = np.asarray(est.mean, np.float64), np.asarray(est.final, np.float64)
+    assert abs(m.mean() - truth_mean) <= 3 * m.std(ddof=1) / np.sqrt(R)
+    assert abs(fin.mean() - truth_final) <= 3 * fin.std(ddof=1) / np.sqrt(R)
+    np.testing.assert_allclose(np.asarray(est.final), np.asarray(est.per_checkpoint)[:, -1])
+    assert 0.7 < np.sqrt(np.mean(np.square(np.asarray(est.mean_se)))) / m.std(ddof=1) < 1.4
