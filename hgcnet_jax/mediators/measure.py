@@ -317,17 +317,31 @@ def measure(
     Columns (all on the loss over a fixed subset of ``config.num_examples`` training
     examples, the same for every run, in eval mode):
 
-    * noise (:mod:`hgcnet_jax.mediators.noise`): ``noise_grad_norm_sq`` (|G|²),
-      ``noise_trace_cov`` (tr Σ), ``noise_b_simple`` (tr Σ / |G|²), ``noise_temperature``
-      (lr / B, with ``lr_effective`` when the table has it) and ``noise_temperature_scaled``
-      (lr · N / B); with sharpness also ``noise_trace_hess_cov`` (tr HΣ),
-      ``noise_grad_hess_grad`` (GᵀHG) and ``noise_b_noise`` (their ratio);
+    * noise (:mod:`hgcnet_jax.mediators.noise`): ``noise_grad_norm_sq`` (unbiased |G|², may
+      be ≤ 0), ``noise_trace_cov`` (unbiased tr Σ ≥ 0), ``noise_b_simple`` (tr Σ̂ / |ḡ|², from
+      two estimates whose sign is guaranteed: never negative, see
+      :func:`~hgcnet_jax.mediators.gradient_noise`), ``noise_temperature`` (lr / B, with
+      ``lr_effective`` when the table has it) and ``noise_temperature_scaled`` (lr · N / B);
+      with sharpness also ``noise_trace_hess_cov`` (tr HΣ), ``noise_grad_hess_grad`` (GᵀHG)
+      and ``noise_b_noise`` (their ratio where both are positive, else NaN);
     * sharpness (:mod:`hgcnet_jax.curvature`): ``sharp_lambda_max`` / ``sharp_lambda_min``
-      (the extreme Ritz values of the SLQ Lanczos runs), ``sharp_trace`` (Hutch++) and
-      its standard error ``sharp_trace_se``;
+      (the extreme Ritz values of the SLQ Lanczos runs) and ``sharp_trace`` (Hutch++);
     * complexity (:mod:`hgcnet_jax.mediators.complexity`): ``complexity_l2``,
       ``complexity_dist_init``, ``complexity_spectral_product`` (and its log),
       ``complexity_pac_bayes``, ``complexity_eff_params``.
+
+    Every value column is followed by its error column (:data:`ERRORS`): ``*_se`` a
+    standard error (bootstrap over the examples for |G|², tr Σ and B_simple; probe spread
+    or the delta method for the others), ``*_err`` a deterministic bound (the Lanczos
+    residual of λ_max / λ_min: an eigenvalue lies within it; the power-iteration residual
+    of the spectral product), 0 for exact functions of the parameters or hyperparameters.
+    A value that is undefined for a run is NaN, never dropped or sign-flipped.
+
+    Memory and layout: one compiled call holds at most ``memory_budget`` bytes by XLA's
+    memory analysis; unset ``vmap_width`` / ``runs_per_call`` / ``chunk_size`` are reduced
+    until it does (``table.attrs["measure_plan"]`` records the plan, :func:`plan_groups`
+    computes it without measuring). On CPU the runs are mapped, one per call by default;
+    on GPU/TPU they are vmapped.
 
     Each run gets the key ``fold_in(key, run_id)``, so a run's values do not depend on
     which other runs are measured with it: the vmapped measurement of R runs equals R
