@@ -43,7 +43,8 @@ def run(*, quick: bool = False) -> dict:
     by_b = res.runs.groupby("batch_size").test_acc.agg(["mean", "std"])
     for B in BATCH_SIZES:
         figures[f"B{B}_ours_test_acc_mean"] = float(by_b.loc[B, "mean"])
-        figures[f"B{B}_ours_bucket_wall_s"] = float(res.runs[res.runs.batch_size == B].bucket_wall_time_s.iloc[0])
+        figures[f"B{B}_ours_bucket_wall_s"] = float(res.runs[res.runs.batch_size == B].bucket_wall_time_s.iloc[0]
+                                                    + res.runs[res.runs.batch_size == B].bucket_compile_time_s.iloc[0])
     figures["pyg_total_extrapolated_s"] = total_pyg
     figures["ours_total_measured_s"] = t_ours
     figures["ratio"] = total_pyg / t_ours

@@ -10,13 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TIME_NOTE", "effects_note", "loo_verdict", "pareto_warning", "refutation_warning", "mcmc_warning",
+__all__ = ["TIME_NOTE", "compile_note", "effects_note", "loo_verdict", "pareto_warning", "refutation_warning", "mcmc_warning",
            "title", "subtitle"]
 
 #: How the report's seconds per epoch are measured.
-TIME_NOTE = ("seconds per epoch = the sweep's wall time of the batch size's vectorised bucket, divided by "
-             "its runs and epochs (median over seeds); it includes the bucket's one-off XLA compilation, "
-             "which dominates very short runs")
+TIME_NOTE = ("seconds per epoch = the sweep's warm wall time of the batch size's vectorised bucket (its one-off "
+             "XLA compilation excluded), divided by its runs and epochs (median over seeds)")
+
+
+def compile_note(seconds: Mapping[str, float]) -> str:
+    """The one-off XLA compilation of each batch size's bucket, on its own line."""
+    parts = ", ".join(f"B = {b}: {s:.1f} s" for b, s in seconds.items())
+    return f"XLA compilation, once per batch size's bucket and not in the time per epoch: {parts}"
 
 
 def title(model: str, dataset: str) -> str:

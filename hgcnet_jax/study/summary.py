@@ -18,7 +18,7 @@ from hgcnet_jax.study.folder import FORMAT
 from hgcnet_jax.study.keys import StudyKeys
 from hgcnet_jax.study.progress import step, tick
 
-__all__ = ["summarise", "diagnostics", "time_per_epoch", "per_batch_size"]
+__all__ = ["summarise", "diagnostics", "time_per_epoch", "compile_time", "per_batch_size"]
 
 
 def diagnostics(fit) -> dict[str, Any]:
@@ -40,11 +40,20 @@ def diagnostics(fit) -> dict[str, Any]:
 def time_per_epoch(runs: pd.DataFrame) -> pd.Series:
     """Measured seconds per epoch for each batch size: median over seeds of ``wall_time_s / epochs``.
 
-    ``wall_time_s`` is the sweep's per-run share of its bucket's wall time (the runs of a
-    bucket train together, vectorised), so this is the cost per run and epoch.
+    ``wall_time_s`` is the sweep's per-run share of its bucket's warm wall time (the runs
+    of a bucket train together, vectorised; the one-off XLA compilation is
+    ``bucket_compile_time_s``, reported on its own), so this is the cost per run and epoch.
     """
     t = runs["wall_time_s"].to_numpy(dtype=float) / runs["epochs"].to_numpy(dtype=float)
     return pd.Series(t, index=runs["batch_size"].to_numpy()).groupby(level=0).median()
+
+
+def compile_time(runs: pd.DataFrame) -> dict[str, float]:
+    """Seconds of XLA compilation of each batch size's bucket (``bucket_compile_time_s``; empty if not recorded)."""
+    if "bucket_compile_time_s" not in runs:
+        return {}
+    t = runs.groupby("batch_size")["bucket_compile_time_s"].max()
+    return {str(int(b)): float(v) for b, v in t.items() if v == v}
 
 
 def per_batch_size(runs: pd.DataFrame, config: StudyConfig) -> dict[str, Any]:
@@ -214,6 +223,7 @@ def summarise(
     rec = recs["hypergraph"]
     t = rec.table.set_index("value")
     tpe = time_per_epoch(runs)
+    compile_s = compile_time(runs)
     best, cur = int(rec.best), int(config.current)
     recommendation = {
         "best_batch_size": best, "best_mean": float(t.loc[best, "mean"]), "best_lo": float(t.loc[best, "lower"]),
@@ -226,6 +236,8 @@ def summarise(
         "time_per_epoch_s": {str(b): float(tpe.loc[b]) for b in bs},
         "p_best_by_batch_size": {str(b): float(t.loc[b, "p_best"]) for b in bs},
         "time_note": text.TIME_NOTE,
+        "compile_time_s": compile_s,
+        "compile_note": text.compile_note(compile_s) if compile_s else None,
     }
 
     d = config.data

@@ -103,7 +103,9 @@ class SweepResult:
         runs: one row per run: the intervention's values, ``lr_effective``, ``bucket``,
             ``steps``, ``epochs``, final metrics (``train_loss``, ``train_acc``, ``val_acc``,
             ``test_acc``, …), ``diverged``, ``diverged_step`` (−1 if none), ``wall_time_s``
-            (the bucket's wall time divided by its number of runs) and ``bucket_wall_time_s``.
+            (the bucket's warm wall time — its XLA compilation excluded — divided by its
+            number of runs), ``bucket_wall_time_s`` and ``bucket_compile_time_s`` (the
+            seconds JAX spent tracing and compiling the bucket's program in this process).
         trajectories: long form ``run_id, step, epoch, metric, value``.
         interventions: the runs' :class:`Intervention` s, indexed by ``run_id``.
         key: the sweep's key.
@@ -427,6 +429,33 @@ def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh, 
     }
 
 
+class _CompileClock:
+    """Seconds JAX spends tracing, lowering and compiling while the ``with`` body runs.
+
+    Listens to JAX's own compile-duration events (``jax.monitoring``) for the body's
+    duration only, so a bucket's training time can be reported warm and its one-off
+    XLA compilation on its own (a compile in another thread meanwhile is counted too).
+    """
+
+    _EVENTS = frozenset({"/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                         "/jax/core/compile/backend_compile_duration"})
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def _listen(self, event: str, duration: float, **_):
+        if event in self._EVENTS:
+            self.seconds += float(duration)
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+        return False
+
+
 def _to_host(x):
     if jax.process_count() > 1:  # pragma: no cover - multi-host only
         from jax.experimental import multihost_utils
@@ -555,14 +584,17 @@ def sweep(
             if bar is not None:
                 bar.set_description(f"bucket {b + 1}/{len(plans)} (B={plan.batch_size}, {R} runs)")
                 bar.update(min(plan.total_steps, start_chunk * plan.periods_per_chunk * plan.cadence))
+            compile_s = 0.0
             for ch in range(start_chunk, plan.chunks):
                 t0 = time.perf_counter()
                 first = ch * plan.periods_per_chunk
-                carry, ms = _compiled(carry, hp, data, masks, jnp.int32(first), spec=task.spec, plan=plan, mesh=mesh)
-                ms = _to_host(ms)
+                with _CompileClock() as clock:
+                    carry, ms = _compiled(carry, hp, data, masks, jnp.int32(first), spec=task.spec, plan=plan, mesh=mesh)
+                    ms = _to_host(ms)
                 # (periods, replicas, metrics): a wrong replica count would broadcast silently below
                 chex.assert_shape(ms, (plan.periods_per_chunk, Rp, len(METRICS)))
-                wall += time.perf_counter() - t0
+                compile_s += clock.seconds
+                wall += time.perf_counter() - t0 - clock.seconds
                 history[first : first + plan.periods_per_chunk] = ms
                 if ckpt is not None:
                     ckpt.save(ch + 1, {"carry": carry, "history": history, "wall": np.float64(wall)})
@@ -597,6 +629,7 @@ def sweep(
                         "diverged_step": diverged_step,
                         "wall_time_s": wall / R,
                         "bucket_wall_time_s": wall,
+                        "bucket_compile_time_s": compile_s,
                     }
                 )
                 for j, m in enumerate(METRICS):

@@ -117,3 +117,13 @@ def test_best_equal_to_current_says_keep_it(built_report, summary_factory):
     fig = plots.recommendation([16, 32, 64, 128], [0.7] * 4, [0.6] * 4, [0.8] * 4, [0.5, 0.4, 0.3, 0.25],
                                best=128, current=128, prob_beats_current=0.0)
     assert "keep it" in fig.axes[0].get_title()
+
+
+def test_compile_time_is_on_its_own_line(built_report, summary_factory):
+    from hgcnet_jax.report import text
+
+    s = summary_factory()
+    s["recommendation"] = dict(s["recommendation"], compile_note=text.compile_note({"16": 3.25, "128": 1.5}))
+    page = html.render(s, _saved(built_report[0]))
+    line = re.search(r'<p class="sub" id="compile-time">(.*?)</p>', page).group(1)
+    assert "B = 16: 3.2 s" in line and "B = 128: 1.5 s" in line and "not in the time per epoch" in line

@@ -28,7 +28,7 @@ CHILD = textwrap.dedent(
     runs = grid(batch_size=[8, 24], seed=[0, 1], lr=0.1, optimizer="momentum") + [Intervention(24, lr=1e3)]
     res = sweep(task, runs, Budget(epochs=6), key=jax.random.key(7), checkpoint_dir=ckpt,
                 chunk_steps=9, progress=False)
-    res.runs.drop(columns=["wall_time_s", "bucket_wall_time_s"]).to_csv(out + ".csv", index=False)
+    res.runs.drop(columns=["wall_time_s", "bucket_wall_time_s", "bucket_compile_time_s"]).to_csv(out + ".csv", index=False)
     res.trajectories.to_csv(out + "_traj.csv", index=False)
     flat = {str(i): np.concatenate([np.ravel(x) for x in jax.tree.leaves(res.params(i))])
             for i in range(len(runs))}

@@ -32,7 +32,7 @@ def base(task):
 
 
 def _numeric(df):
-    return df.drop(columns=["wall_time_s", "bucket_wall_time_s"])
+    return df.drop(columns=["wall_time_s", "bucket_wall_time_s", "bucket_compile_time_s"])
 
 
 def test_runs_table_and_trajectories(base, task):
