@@ -10,7 +10,12 @@ The modules, each importing only those above it: ``hypergraph`` (the spec), ``da
 ``convergence`` (:func:`diagnostics`), ``fit`` (:class:`Fit`, the result, rebuilt from
 a saved posterior by :meth:`Fit.from_idata`), ``inference`` (:func:`fit`,
 :func:`fit_many`), then the queries (``effects``, ``compare``, ``refute``,
-``recommend``, ``frequentist``) and ``synthetic`` (a ground truth). This ``__all__`` is
+``recommend``, ``frequentist``), the criticism of a fit (``criticize``: arm checks,
+local Markov independences, the falsification test, posterior predictive checks,
+leave-one-batch-size-out; :func:`holdout_check`), the candidate graphs ranked by LOO
+among those that pass (``search``), the NIE's sensitivity to mediator–outcome
+confounding (``sensitivity``), and ``synthetic`` (ground truths, inside the paper's
+graph and outside it). This ``__all__`` is
 the public API; the plumbing between them (``Scaling``, ``Layout``,
 ``pointwise_log_likelihood`` …) is reached through its module.
 
@@ -26,6 +31,7 @@ the public API; the plumbing between them (``Scaling``, ``Layout``,
 
 from .compare import LooComparison, loo_compare
 from .convergence import ConvergenceWarning, Diagnostics, diagnostics
+from .criticize import Criticism, Falsification, HoldoutCheck, criticize, holdout_check
 from .data import DataError, prepare
 from .draw import draw
 from .effects import Effect, Mediation, abduct, ate, conditional_ate, interventional_mean, mediation, simulate
@@ -36,7 +42,9 @@ from .inference import fit, fit_many
 from .model import make_model
 from .recommend import Recommendation, recommend
 from .refute import REFUTERS, refute
-from .synthetic import SyntheticSCM, TrueEffects
+from .search import GraphSearch, candidate_graphs, search_graphs
+from .sensitivity import Sensitivity, nie_sensitivity
+from .synthetic import BudgetSCM, SyntheticSCM, TrueEffects
 
 __all__ = [
     # spec
@@ -74,9 +82,20 @@ __all__ = [
     "refute",
     "Recommendation",
     "recommend",
+    "Criticism",
+    "Falsification",
+    "criticize",
+    "HoldoutCheck",
+    "holdout_check",
+    "GraphSearch",
+    "candidate_graphs",
+    "search_graphs",
+    "Sensitivity",
+    "nie_sensitivity",
     "PermutationResult",
     "permutation_test",
     # ground truth
     "SyntheticSCM",
+    "BudgetSCM",
     "TrueEffects",
 ]

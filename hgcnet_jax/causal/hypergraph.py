@@ -408,6 +408,45 @@ class Hypergraph:
         edges = tuple(Edge(variable.name, c) for c in children)
         return dataclasses.replace(self, variables=(*self.variables, variable), edges=(*self.edges, *edges))
 
+    def with_forms(
+        self,
+        edge_form: EdgeForm | Mapping[str, EdgeForm] | None = None,
+        hyperedge_form: HyperedgeForm | None = None,
+        *,
+        num_basis: int | None = None,
+    ) -> Hypergraph:
+        """A copy with the functional forms of its edges and hyperedges replaced.
+
+        This is how a configuration chooses the flexible ("deep") equations: e.g.
+        ``g.with_forms("rbf", "mlp")`` makes every edge a linear term plus radial basis
+        functions and every hyperedge a small network; ``g.with_forms({"B->N": "rbf"})``
+        changes only the edges named (by :attr:`Edge.label`), e.g. to let the batch
+        size act through a threshold-like curve of ``log2 B``.
+
+        Args:
+            edge_form: ``"linear"`` or ``"rbf"`` for every edge, or ``{label: form}``.
+            hyperedge_form: ``"interaction"`` or ``"mlp"`` for every hyperedge.
+            num_basis: Radial basis functions of the rbf edges (default: each edge's own).
+
+        Raises:
+            HypergraphError: on an unknown edge label or form.
+        """
+        if isinstance(edge_form, Mapping):
+            unknown = sorted(set(edge_form) - {e.label for e in self.edges})
+            if unknown:
+                raise HypergraphError(f"with_forms: unknown edge(s) {unknown}; edges: {[e.label for e in self.edges]}")
+            forms = dict(edge_form)
+        else:
+            forms = {e.label: edge_form for e in self.edges} if edge_form is not None else {}
+        edges = tuple(
+            dataclasses.replace(e, form=forms.get(e.label, e.form), num_basis=num_basis or e.num_basis)
+            for e in self.edges
+        )
+        hyperedges = tuple(
+            h if hyperedge_form is None else dataclasses.replace(h, form=hyperedge_form) for h in self.hyperedges
+        )
+        return dataclasses.replace(self, edges=edges, hyperedges=hyperedges)
+
     def replace(self, **changes) -> Hypergraph:
         """``dataclasses.replace`` with validation."""
         return dataclasses.replace(self, **changes)
@@ -425,6 +464,7 @@ class Hypergraph:
         hyperedge_form: HyperedgeForm = "interaction",
         noise: Literal["gaussian", "student"] = "gaussian",
         cut_columns: Mapping[str, str] | None = None,
+        transforms: Mapping[str, str] | None = None,
     ) -> Hypergraph:
         """The HGCNet graph ``B → N → S → C → G`` with the hyperedge ``{N, S} → C``.
 
@@ -449,6 +489,9 @@ class Hypergraph:
             noise: Noise family of every structural equation.
             cut_columns: Map from mediator name to the boolean column that marks rows
                 where an experiment set it (see :attr:`Variable.cut_column`).
+            transforms: Map from ``"N" "S" "C" "G"`` to a :data:`TRANSFORMS` name, e.g.
+                ``{"G": "logit"}``: a logit-normal equation keeps an accuracy in (0, 1)
+                and lets it saturate, so ``E[G | do(B=b)]`` can never exceed 1.
 
         Returns:
             The validated :class:`Hypergraph`.
@@ -461,12 +504,17 @@ class Hypergraph:
         bad = set(cut_columns) - set("NSC")
         if bad:
             raise HypergraphError(f"Hypergraph.paper: cut_columns keys must be mediators N, S, C; got {sorted(bad)}")
+        transforms = dict(transforms or {})
+        bad = set(transforms) - set("NSCG")
+        if bad:
+            raise HypergraphError(f"Hypergraph.paper: transforms keys must be N, S, C, G (B: batch_transform); got {sorted(bad)}")
+        tr = {k: transforms.get(k, "identity") for k in "NSCG"}
         variables = [
             Variable("B", "treatment", columns.get("B", "B"), transform=batch_transform),
-            Variable("N", "mediator", columns.get("N", "N"), cut_column=cut_columns.get("N")),
-            Variable("S", "mediator", columns.get("S", "S"), cut_column=cut_columns.get("S")),
-            Variable("C", "mediator", columns.get("C", "C"), cut_column=cut_columns.get("C")),
-            Variable("G", "outcome", columns.get("G", "G")),
+            Variable("N", "mediator", columns.get("N", "N"), transform=tr["N"], cut_column=cut_columns.get("N")),
+            Variable("S", "mediator", columns.get("S", "S"), transform=tr["S"], cut_column=cut_columns.get("S")),
+            Variable("C", "mediator", columns.get("C", "C"), transform=tr["C"], cut_column=cut_columns.get("C")),
+            Variable("G", "outcome", columns.get("G", "G"), transform=tr["G"]),
         ]
         edges = [Edge("B", "N", edge_form), Edge("N", "S", edge_form), Edge("C", "G", edge_form)]
         if direct:

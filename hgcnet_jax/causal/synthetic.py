@@ -25,9 +25,9 @@ import jax
 import numpy as np
 import pandas as pd
 
-from .hypergraph import Hypergraph
+from .hypergraph import Edge, Hyperedge, Hypergraph, Variable
 
-__all__ = ["SyntheticSCM", "TrueEffects"]
+__all__ = ["SyntheticSCM", "BudgetSCM", "TrueEffects"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +105,7 @@ class SyntheticSCM:
     def _noise(self, key: jax.Array, n: int) -> np.ndarray:
         return np.asarray(jax.random.normal(key, (4, n)), dtype=np.float64)
 
-    def sample(self, n: int, *, key: jax.Array, return_noise: bool = False):
+    def sample(self, n: int, *, key: jax.Array, return_noise: bool = False, balanced: bool = False):
         """Draw a table of ``n`` observational runs with columns ``B, N, S, C, G``.
 
         Args:
@@ -114,6 +114,10 @@ class SyntheticSCM:
             return_noise: Also return the ``(4, n)`` standard-Normal noise
                 ``(ε_N, ε_S, ε_C, ε_G)`` of each run, for sample-specific effects
                 (:meth:`effects` with ``noise=``).
+            balanced: Every batch size gets ``n / len(batch_sizes)`` runs, as in a sweep
+                of batch sizes × seeds (``n`` must be a multiple of the number of batch
+                sizes); the table then also has a ``seed`` column (the run's index
+                within its arm). By default ``B`` is drawn uniformly per run.
 
         Returns:
             The table, or ``(table, noise)``.
@@ -121,15 +125,22 @@ class SyntheticSCM:
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         kb, ke = jax.random.split(key)
-        b = np.asarray(self.batch_sizes, dtype=np.float64)[
-            np.asarray(jax.random.randint(kb, (n,), 0, len(self.batch_sizes)))
-        ]
+        k = len(self.batch_sizes)
+        if balanced:
+            if n % k:
+                raise ValueError(f"balanced=True needs n to be a multiple of {k} (the batch sizes), got {n}")
+            arm = np.repeat(np.arange(k), n // k)
+        else:
+            arm = np.asarray(jax.random.randint(kb, (n,), 0, k))
+        b = np.asarray(self.batch_sizes, dtype=np.float64)[arm]
         e = self._noise(ke, n)
         nn = self._n(b, e[0])
         s = self._s(nn, e[1])
         c = self._c(nn, s, e[2])
         g = self._g(b, c, e[3])
         table = pd.DataFrame({"B": b.astype(np.int64), "N": nn, "S": s, "C": c, "G": g})
+        if balanced:
+            table["seed"] = np.tile(np.arange(n // k), k)
         return (table, e) if return_noise else table
 
     def effects(
@@ -183,3 +194,133 @@ class SyntheticSCM:
         """The matching :meth:`Hypergraph.paper` spec (direct edge iff ``direct != 0``)."""
         kwargs.setdefault("direct", self.direct != 0)
         return Hypergraph.paper(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetSCM:
+    """A sweep whose truth lies *outside* the paper's graph (issue #14), with known effects.
+
+    A sweep at equal epochs gives small batches many more optimiser steps, and the
+    steps drive complexity; sharpness depends on the batch size beyond what the
+    noise carries; gradient noise is heavy-tailed; accuracy saturates below 1.
+    With ``lb = (log₂ B − 6.5) / 1.5`` and ``ε`` independent (``t`` a Student-t with
+    ``nu`` degrees of freedom scaled to unit variance)::
+
+        epochs = max(1, round(E · 2^(s_E ε_E)))           (early stopping varies the budget)
+        steps  = epochs · ceil(n_train / B)
+        ls     = (log₂ steps − log₂(E · n_train / 2^6.5)) / 1.5
+        N = −a_BN lb + s_N t
+        S = a_NS N + a_BS lb + s_S ε_S                    (B → S: not in the paper's graph)
+        C = a_NC N + a_SC S + γ N S + a_TC ls + s_C ε_C   (B → steps → C: not in it either)
+        G = sigmoid(g0 − a_CG C + s_G ε_G)                (bounded in (0, 1))
+
+    The true graph (:meth:`graph`) is the paper's plus ``B → S``, ``B → steps → C`` and
+    a logit outcome; the paper's graph misses both budget paths, and its implied
+    independences ``S ⊥ B | N`` and ``C ⊥ B | N, S`` fail.
+
+    Attributes:
+        a_bn, a_ns, a_bs, a_nc, a_sc, interaction, a_tc, a_cg: Path coefficients
+            (``interaction`` is ``γ``).
+        s_n, s_s, s_c, s_g, s_epochs: Noise scales.
+        nu: Degrees of freedom of the noise of ``N`` (> 2).
+        g0: Location of ``G`` on the logit scale.
+        epochs, n_train: The budget ``E`` and the training-set size.
+        batch_sizes: The arms of the sweep.
+    """
+
+    a_bn: float = 0.8
+    a_ns: float = 0.7
+    a_bs: float = 0.8
+    a_nc: float = 0.4
+    a_sc: float = 0.4
+    interaction: float = 0.3
+    a_tc: float = -0.8
+    a_cg: float = 1.0
+    s_n: float = 0.6
+    s_s: float = 0.5
+    s_c: float = 0.4
+    s_g: float = 0.3
+    s_epochs: float = 0.4
+    nu: float = 3.0
+    g0: float = 2.5
+    epochs: int = 100
+    n_train: int = 1400
+    batch_sizes: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+
+    def __post_init__(self) -> None:
+        for f in ("s_n", "s_s", "s_c", "s_g"):
+            if not getattr(self, f) > 0:
+                raise ValueError(f"BudgetSCM.{f} must be > 0, got {getattr(self, f)!r}")
+        if not self.s_epochs >= 0:
+            raise ValueError(f"BudgetSCM.s_epochs must be >= 0, got {self.s_epochs!r}")
+        if not self.nu > 2:
+            raise ValueError(f"BudgetSCM.nu must be > 2 (finite variance), got {self.nu!r}")
+        if not (isinstance(self.epochs, int) and self.epochs >= 1 and isinstance(self.n_train, int) and self.n_train >= 1):
+            raise ValueError(f"BudgetSCM.epochs and n_train must be positive ints, got {self.epochs!r}, {self.n_train!r}")
+        bs = tuple(self.batch_sizes)
+        if len(bs) < 2 or any(b <= 0 for b in bs):
+            raise ValueError(f"BudgetSCM.batch_sizes needs >= 2 positive values, got {bs!r}")
+        object.__setattr__(self, "batch_sizes", bs)
+
+    def _noise(self, key: jax.Array, n: int) -> np.ndarray:
+        k1, k2 = jax.random.split(key)
+        e = np.asarray(jax.random.normal(k1, (5, n)), dtype=np.float64)
+        t = np.asarray(jax.random.t(k2, self.nu, (n,)), dtype=np.float64)
+        e[1] = t * np.sqrt((self.nu - 2.0) / self.nu)  # unit variance, heavy tails
+        return e  # (epochs, N, S, C, G)
+
+    def _world(self, b: np.ndarray, e: np.ndarray) -> dict:
+        lb = (np.log2(b) - 6.5) / 1.5
+        epochs = np.maximum(1.0, np.round(self.epochs * np.power(2.0, self.s_epochs * e[0])))
+        steps = epochs * np.ceil(self.n_train / b)
+        ls = (np.log2(steps) - np.log2(self.epochs * self.n_train / 2**6.5)) / 1.5
+        nn = -self.a_bn * lb + self.s_n * e[1]
+        s = self.a_ns * nn + self.a_bs * lb + self.s_s * e[2]
+        c = self.a_nc * nn + self.a_sc * s + self.interaction * nn * s + self.a_tc * ls + self.s_c * e[3]
+        g = 1.0 / (1.0 + np.exp(-(self.g0 - self.a_cg * c + self.s_g * e[4])))
+        return {"steps": steps, "N": nn, "S": s, "C": c, "G": g}
+
+    def sample(self, seeds: int, *, key: jax.Array) -> pd.DataFrame:
+        """A sweep: every batch size × ``seeds`` seeds, columns ``B, seed, steps, N, S, C, G``.
+
+        Args:
+            seeds: Runs per batch size (>= 2).
+            key: PRNG key.
+
+        Returns:
+            The runs table, ``len(batch_sizes) × seeds`` rows, arm by arm.
+        """
+        if not isinstance(seeds, (int, np.integer)) or seeds < 2:
+            raise ValueError(f"seeds must be an int >= 2, got {seeds!r}")
+        k = len(self.batch_sizes)
+        b = np.repeat(np.asarray(self.batch_sizes, dtype=np.float64), seeds)
+        w = self._world(b, self._noise(key, k * seeds))
+        table = pd.DataFrame({"B": b.astype(np.int64), "seed": np.tile(np.arange(seeds), k)})
+        table["steps"] = w["steps"].astype(np.int64)
+        for v in "NSCG":
+            table[v] = w[v]
+        return table
+
+    def effects(self, a: float, b: float, *, key: jax.Array, num: int = 400_000) -> TrueEffects:
+        """True ``E[G | do(B=a)]``, ``E[G | do(B=b)]`` and their difference (Monte Carlo, shared noise).
+
+        Only the total effect is filled in: ``nde``, ``nie`` and ``pse`` are NaN / empty
+        (the truth has several mediating paths, including the budget's).
+        """
+        e = self._noise(key, num)
+        ga = self._world(np.full(num, float(a)), e)["G"].mean()
+        gb = self._world(np.full(num, float(b)), e)["G"].mean()
+        return TrueEffects(float(ga - gb), float("nan"), float("nan"), {}, float(ga), float(gb))
+
+    def graph(self, *, noise: str = "student") -> Hypergraph:
+        """The true graph: the paper's plus ``B → S``, ``B → steps → C``, ``G`` on a logit scale."""
+        variables = (
+            Variable("B", "treatment", transform="log2"),
+            Variable("steps", "mediator", transform="log2"),
+            Variable("N", "mediator"),
+            Variable("S", "mediator"),
+            Variable("C", "mediator"),
+            Variable("G", "outcome", transform="logit"),
+        )
+        edges = (Edge("B", "N"), Edge("B", "steps"), Edge("N", "S"), Edge("B", "S"), Edge("steps", "C"), Edge("C", "G"))
+        return Hypergraph(variables, edges, (Hyperedge(("N", "S"), "C"),), noise=noise, name="budget-truth")
