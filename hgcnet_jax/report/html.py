@@ -127,8 +127,8 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]
     )
     if rec.get("time_note"):
         parts.append(f'<p class="sub">Time: {_e(rec["time_note"])}.</p>')
-    if rec.get("compile_note"):
-        parts.append(f'<p class="sub" id="compile-time">{_e(rec["compile_note"])}.</p>')
+    if rec.get("compile_time_note"):
+        parts.append(f'<p class="sub" id="compile-time">{_e(rec["compile_time_note"])}.</p>')
     parts.append(fig.get("recommendation", ""))
 
     parts.append("<h2>Interventional outcome</h2>")

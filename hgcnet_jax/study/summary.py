@@ -237,7 +237,7 @@ def summarise(
         "p_best_by_batch_size": {str(b): float(t.loc[b, "p_best"]) for b in bs},
         "time_note": text.TIME_NOTE,
         "compile_time_s": compile_s,
-        "compile_note": text.compile_note(compile_s) if compile_s else None,
+        "compile_time_note": text.compile_note(compile_s) if compile_s else None,
     }
 
     d = config.data

@@ -123,7 +123,7 @@ def test_compile_time_is_on_its_own_line(built_report, summary_factory):
     from hgcnet_jax.report import text
 
     s = summary_factory()
-    s["recommendation"] = dict(s["recommendation"], compile_note=text.compile_note({"16": 3.25, "128": 1.5}))
+    s["recommendation"] = dict(s["recommendation"], compile_time_note=text.compile_note({"16": 3.25, "128": 1.5}))
     page = html.render(s, _saved(built_report[0]))
     line = re.search(r'<p class="sub" id="compile-time">(.*?)</p>', page).group(1)
     assert "B = 16: 3.2 s" in line and "B = 128: 1.5 s" in line and "not in the time per epoch" in line
