@@ -94,7 +94,7 @@ class Dataset:
         if self.num_classes < 1:
             raise ValueError(f"Dataset.num_classes must be >= 1, got {self.num_classes}")
         y = _as_array(self.y, "Dataset.y")
-        if y.shape != (n,) or not (np.issubdtype(y.dtype, np.integer) or _integral_floats(y)):
+        if y.shape != (n,):
             raise ValueError(
                 f"Dataset.y must be an integer array of shape ({n},), got "
                 f"{type(self.y).__name__} {getattr(y, 'dtype', '')} {getattr(y, 'shape', '')}"
@@ -206,9 +206,7 @@ class Dataset:
         if ya.ndim != 1 or ya.shape[0] != xa.shape[0]:
             raise ValueError(f"Dataset.from_arrays: y must be 1-d with {xa.shape[0]} labels (one per row of x), "
                              f"got shape {ya.shape}")
-        if not (np.issubdtype(ya.dtype, np.integer) or _integral_floats(ya)):
-            raise ValueError(f"Dataset.from_arrays: y must hold integer class labels, got {ya.dtype}")
-        ya = _as_int32(ya, "Dataset.from_arrays: y", "labels")
+        ya = _as_int32(ya, "Dataset.from_arrays: y", "class labels")
         k = int(ya.max()) + 1 if num_classes is None else num_classes
         if splits is None:
             splits = stratified_split(ya, fractions, seed=seed)

@@ -85,6 +85,11 @@ def spectral_norm(w: Float[Array, "m n"], *, key: Array, num_iters: int = 50) ->
     accuracy unless the top two singular values nearly coincide (then it is a lower bound
     that is still close).
     """
+    return jnp.linalg.norm(w @ _power_iterate(w, key, num_iters))
+
+
+def _power_iterate(w: Float[Array, "m n"], key: Array, num_iters: int) -> Float[Array, " n"]:
+    """The power iterate of :math:`W^\top W` after ``num_iters`` steps from a random start (unit norm)."""
     v = jax.random.normal(key, (w.shape[1],), w.dtype)
     v = v / jnp.linalg.norm(v)
 
@@ -92,8 +97,7 @@ def spectral_norm(w: Float[Array, "m n"], *, key: Array, num_iters: int = 50) ->
         u = w.T @ (w @ v)
         return u / jnp.maximum(jnp.linalg.norm(u), jnp.finfo(w.dtype).tiny)
 
-    v = jax.lax.fori_loop(0, num_iters, body, v)
-    return jnp.linalg.norm(w @ v)
+    return jax.lax.fori_loop(0, num_iters, body, v)
 
 
 def spectral_norm_product(params: PyTree, *, key: Array, num_iters: int = 50, log: bool = False) -> Float[Array, ""]:
@@ -139,14 +143,7 @@ def log_spectral_norm_product_bound(
     keys = jax.random.split(key, len(mats))
     total, err = 0.0, 0.0
     for w, k in zip(mats.values(), keys, strict=True):
-        v = jax.random.normal(k, (w.shape[1],), w.dtype)
-        v = v / jnp.linalg.norm(v)
-
-        def body(_, v, w=w):
-            u = w.T @ (w @ v)
-            return u / jnp.maximum(jnp.linalg.norm(u), jnp.finfo(w.dtype).tiny)
-
-        v = jax.lax.fori_loop(0, num_iters, body, v)
+        v = _power_iterate(w, k, num_iters)
         v = v / jnp.linalg.norm(v)
         s2 = jnp.sum(jnp.square(w @ v))
         r = jnp.linalg.norm(w.T @ (w @ v) - s2 * v)

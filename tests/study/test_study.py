@@ -251,14 +251,20 @@ def test_the_help_smoke_example_runs_end_to_end_and_progress_changes_nothing(_ti
     assert ph1["mediators"]["runs_per_call"] == ph2["mediators"]["runs_per_call"] == 3  # ceil(12 runs / 4)
 
 
-def test_a_failed_late_phase_keeps_everything_and_a_rerun_resumes(tiny_study, tmp_path, monkeypatch):
+def _copy_before_effects(result, tmp_path):
+    """A copy of a finished study's folder as it stood before its effects phase (fits kept)."""
     import shutil
 
-    result, _ = tiny_study
     copy = tmp_path / "copy"
     shutil.copytree(result.out, copy)
     for name in ("summary.json", "report.html", "plots"):
         study.folder.remove(copy / name)
+    return copy
+
+
+def test_a_failed_late_phase_keeps_everything_and_a_rerun_resumes(tiny_study, tmp_path, monkeypatch):
+    result, _ = tiny_study
+    copy = _copy_before_effects(result, tmp_path)
     kept = {n: (copy / n).read_bytes() for n in ("runs.parquet", "sweep.parquet", "posterior_hypergraph.nc",
                                                  "posterior_pairwise.nc", "config.json")}
 
@@ -306,13 +312,8 @@ def test_when_every_run_diverges_the_study_stops_after_the_sweep_naming_the_lr(t
 
 
 def test_posteriors_that_cannot_be_rebuilt_are_refitted_not_a_dead_end(tiny_study, tmp_path, monkeypatch):
-    import shutil
-
     result, _ = tiny_study
-    copy = tmp_path / "copy"
-    shutil.copytree(result.out, copy)
-    for name in ("summary.json", "report.html", "plots"):
-        study.folder.remove(copy / name)
+    copy = _copy_before_effects(result, tmp_path)
 
     def unreadable(self, graph="hypergraph"):
         raise ValueError("posterior written by an older version")
