@@ -10,6 +10,7 @@ memory requires.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,7 +30,7 @@ from hgcnet_jax.mediators.complexity import (
     log_spectral_norm_product_bound,
     pac_bayes_bound,
 )
-from hgcnet_jax.mediators.noise import gradient_noise, sgd_temperature
+from hgcnet_jax.mediators.noise import gradient_noise, sgd_temperature, trajectory_noise
 
 __all__ = [
     "MEDIATORS", "COLUMNS", "ERRORS", "MeasureConfig", "measure", "measure_params", "plan_groups", "error_column",
@@ -50,6 +51,8 @@ ERRORS = {
     "noise_trace_hess_cov": "noise_trace_hess_cov_se",
     "noise_grad_hess_grad": "noise_grad_hess_grad_se",
     "noise_b_noise": "noise_b_noise_se",
+    "noise_traj_mean": "noise_traj_mean_se",
+    "noise_traj_final": "noise_traj_final_se",
     "sharp_lambda_max": "sharp_lambda_max_err",
     "sharp_lambda_min": "sharp_lambda_min_err",
     "sharp_trace": "sharp_trace_se",
@@ -72,6 +75,8 @@ COLUMNS = {
         "noise_grad_norm_sq", "noise_trace_cov", "noise_b_simple", "noise_temperature", "noise_temperature_scaled"
     ),
     "noise+sharpness": _with_errors("noise_trace_hess_cov", "noise_grad_hess_grad", "noise_b_noise"),
+    # N = tr Σ(θ_k) / B along the trajectory the sweep saved (sweep(..., trajectory=K))
+    "noise_traj": _with_errors("noise_traj_mean", "noise_traj_final"),
     "sharpness": _with_errors("sharp_lambda_max", "sharp_lambda_min", "sharp_trace"),
     "complexity": _with_errors(
         "complexity_l2",
@@ -127,6 +132,10 @@ class MeasureConfig:
             physical memory on CPU, 80 % of the device's memory limit on an accelerator.
             The settings left at ``None`` (``runs_per_call``, ``vmap_width``, ``chunk_size``)
             are reduced, in that order, until a call fits; explicit ones are kept.
+        trajectory: the trajectory noise columns ``noise_traj_*`` (with ``"noise"``):
+            ``None`` (default) computes them when the sweep saved checkpoints
+            (``sweep(..., trajectory=K)``) and lists them in :attr:`columns` (the table
+            has them only then); ``True`` requires the checkpoints; ``False`` skips them.
     """
 
     mediators: tuple[str, ...] = MEDIATORS
@@ -143,6 +152,7 @@ class MeasureConfig:
     runs_per_call: int | None = None
     vmap_width: int | None = None
     memory_budget: int | float | None = None
+    trajectory: bool | None = None
 
     def __post_init__(self):
         med = tuple(self.mediators) if not isinstance(self.mediators, str) else (self.mediators,)
@@ -172,14 +182,23 @@ class MeasureConfig:
             raise ValueError(f"MeasureConfig.pac_epsilon must be > 0, got {self.pac_epsilon!r}")
         if not 0 < self.pac_delta < 1:
             raise ValueError(f"MeasureConfig.pac_delta must be in (0, 1), got {self.pac_delta!r}")
+        if self.trajectory is not None and not isinstance(self.trajectory, bool):
+            raise ValueError(f"MeasureConfig.trajectory must be None, True or False, got {self.trajectory!r}")
 
     @property
     def columns(self) -> tuple[str, ...]:
+        """Every column :func:`measure` may add with these settings, in table order.
+
+        The ``noise_traj_*`` columns are listed unless ``trajectory`` is ``False``; with
+        ``trajectory=None`` the table holds them only when the sweep saved checkpoints.
+        """
         cols = []
         for m in self.mediators:
             cols += COLUMNS[m]
         if "noise" in self.mediators and "sharpness" in self.mediators:
             cols += COLUMNS["noise+sharpness"]
+        if "noise" in self.mediators and self.trajectory is not False:
+            cols += COLUMNS["noise_traj"]
         return tuple(cols)
 
 
@@ -204,6 +223,9 @@ def measure_params(
     config: MeasureConfig,
     state: Any = None,
     num_train: int,
+    checkpoints: Any = None,
+    checkpoint_states: Any = None,
+    batch_size: Any = None,
 ) -> dict[str, jax.Array]:
     """The array-valued mediators of one run (pure; ``vmap`` it over runs).
 
@@ -216,10 +238,22 @@ def measure_params(
         config: :class:`MeasureConfig`.
         state: the model's non-differentiable state (batch norm), or ``None``.
         num_train: training-set size ``m`` of the PAC-Bayes bound.
+        checkpoints: the run's parameters along training with a leading axis ``K``
+            (:meth:`hgcnet_jax.train.SweepResult.trajectory`), or ``None``; with ``"noise"``
+            they give the ``noise_traj_*`` columns (:func:`~hgcnet_jax.mediators.trajectory_noise`:
+            minibatch noise ``tr Σ(θ_k) / B`` in training mode, dropout on with one key per
+            checkpoint; a model with batch norm is evaluated with each checkpoint's running
+            statistics, dropout off, since batch statistics of one example are degenerate).
+        checkpoint_states: the model state at the checkpoints (leading axis ``K``), for a
+            stateful model; ``None`` otherwise.
+        batch_size: the run's batch size ``B`` (required with ``checkpoints``).
 
     Returns:
         ``{column: scalar}`` for the array-valued columns (the temperatures come from
         the runs table in :func:`measure`).
+
+    Raises:
+        ValueError: for ``checkpoints`` without ``batch_size``.
     """
     med = config.mediators
     node = task.kind == "node"
@@ -249,6 +283,21 @@ def measure_params(
                 noise_trace_hess_cov=gn.trace_hess_cov, noise_trace_hess_cov_se=gn.trace_hess_cov_se,
                 noise_grad_hess_grad=gn.grad_hess_grad, noise_grad_hess_grad_se=gn.grad_hess_grad_se,
                 noise_b_noise=gn.b_noise, noise_b_noise_se=gn.b_noise_se,
+            )
+        if checkpoints is not None:
+            if batch_size is None:
+                raise ValueError("measure_params: checkpoints need the run's batch_size")
+            stateful = checkpoint_states is not None
+            tn = trajectory_noise(
+                functools.partial(task.per_example_loss, train=not stateful), checkpoints, idx, batch_size,
+                key=jax.random.fold_in(k_noise, 1), chunk_size=chunk, separable=not node,
+                num_bootstrap=max(config.noise_bootstrap, 2), dropout=not stateful, states=checkpoint_states,
+            )
+            nan = jnp.full((), jnp.nan, tn.mean.dtype)
+            no_se = config.noise_bootstrap == 0  # as the other noise columns: no bootstrap, NaN errors
+            out.update(
+                noise_traj_mean=tn.mean, noise_traj_mean_se=nan if no_se else tn.mean_se,
+                noise_traj_final=tn.final, noise_traj_final_se=nan if no_se else tn.final_se,
             )
     if "sharpness" in med or "complexity" in med:
         sd = spectral_density(
@@ -324,6 +373,13 @@ def measure(
       ``lr_effective`` when the table has it) and ``noise_temperature_scaled`` (lr · N / B);
       with sharpness also ``noise_trace_hess_cov`` (tr HΣ), ``noise_grad_hess_grad`` (GᵀHG)
       and ``noise_b_noise`` (their ratio where both are positive, else NaN);
+    * trajectory noise, when the sweep saved ``K`` checkpoints along training
+      (``train.sweep(..., trajectory=K)``; setting ``trajectory``): the minibatch noise
+      :math:`N_k = \operatorname{tr}\Sigma(\theta_k)/B` the run experienced, in training mode
+      (dropout on, one key per checkpoint; see :func:`measure_params`), as
+      ``noise_traj_mean`` (:math:`\frac1K\sum_k N_k`) and ``noise_traj_final`` (:math:`N_{K}`,
+      at the final parameters), each with its bootstrap ``*_se``
+      (:func:`~hgcnet_jax.mediators.trajectory_noise`);
     * sharpness (:mod:`hgcnet_jax.curvature`): ``sharp_lambda_max`` / ``sharp_lambda_min``
       (the extreme Ritz values of the SLQ Lanczos runs) and ``sharp_trace`` (Hutch++);
     * complexity (:mod:`hgcnet_jax.mediators.complexity`): ``complexity_l2``,
@@ -436,11 +492,32 @@ def _peak_bytes(compiled) -> int:
     return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes)
 
 
+def _use_trajectory(result, cfg: MeasureConfig) -> bool:
+    """Whether :func:`measure` computes the ``noise_traj_*`` columns for ``result``.
+
+    Raises:
+        ValueError: for ``trajectory=True`` and a sweep that saved no checkpoints.
+    """
+    if "noise" not in cfg.mediators or cfg.trajectory is False:
+        return False
+    has = bool(getattr(result, "has_trajectory", False))
+    if cfg.trajectory and not has:
+        raise ValueError("measure: trajectory=True needs a sweep that saved checkpoints along training; "
+                         "run train.sweep(..., trajectory=K) or set trajectory=None / False")
+    return has
+
+
 def _group_args(task, result, cfg, run_ids, stateful):
     params = result.stacked_params(run_ids)
     inits = _stack([result.init_params(r) for r in run_ids]) if "complexity" in cfg.mediators else params
     states = _stack([result.model_state(r) for r in run_ids]) if stateful else None
-    return params, inits, states, jnp.asarray(run_ids, jnp.int32)
+    traj = None
+    if _use_trajectory(result, cfg):
+        trs = [result.trajectory(r) for r in run_ids]
+        bsz = result.runs.set_index("run_id").loc[list(run_ids), "batch_size"].to_numpy(np.float32)
+        traj = (_stack([t.params for t in trs]), _stack([t.model_state for t in trs]) if stateful else None,
+                jnp.asarray(bsz))
+    return params, inits, states, jnp.asarray(run_ids, jnp.int32), traj
 
 
 def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs) -> dict[str, Any]:
@@ -492,24 +569,27 @@ def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs) -> dict[s
 def _program(task, cfg: MeasureConfig, width: int, n_train: int, k_runs, stateful: bool):
     """The compiled measurement of a group of runs: ``width`` runs vmapped, the groups of ``width`` mapped."""
 
-    def one(params, init_params, state, rid, data, idx):
+    def one(params, init_params, state, rid, traj, data, idx):
         # the data set and the example subset are arguments of the program, never constants
         # baked into it: one copy on the device, shared by every run
+        ckpts, ckpt_states, bsz = traj if traj is not None else (None, None, None)
         return measure_params(
             dataclasses.replace(task, data=data), params, init_params, idx, key=jax.random.fold_in(k_runs, rid),
             config=cfg, state=state if stateful else None, num_train=n_train,
+            checkpoints=ckpts, checkpoint_states=ckpt_states, batch_size=bsz,
         )
 
-    def program(params, inits, states, rids, data, idx):
-        f = lambda p, i, s, r: one(p, i, s, r, data, idx)  # noqa: E731
+    def program(params, inits, states, rids, traj, data, idx):
+        f = lambda p, i, s, r, t: one(p, i, s, r, t, data, idx)  # noqa: E731
+        args = (params, inits, states, rids, traj)
         n = rids.shape[0]
         if n == 1:  # one run: no batch axis at all inside
-            out = f(*jax.tree_util.tree_map(lambda x: x[0], (params, inits, states, rids)))
+            out = f(*jax.tree_util.tree_map(lambda x: x[0], args))
             return jax.tree_util.tree_map(lambda x: x[None], out)
         if width >= n:
-            return jax.vmap(f)(params, inits, states, rids)
+            return jax.vmap(f)(*args)
         # width 1: a plain map (a size-1 vmap would still batch every kernel)
-        return jax.lax.map(lambda a: f(*a), (params, inits, states, rids), batch_size=None if width == 1 else width)
+        return jax.lax.map(lambda a: f(*a), args, batch_size=None if width == 1 else width)
 
     return jax.jit(program)
 

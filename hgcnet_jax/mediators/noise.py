@@ -315,6 +315,7 @@ def trajectory_noise(
     separable: bool = True,
     num_bootstrap: int = 32,
     dropout: bool = False,
+    states: PyTree | None = None,
 ) -> TrajectoryNoise:
     r"""Minibatch gradient noise :math:`N = \operatorname{tr}\Sigma / B` along a trajectory.
 
@@ -337,6 +338,9 @@ def trajectory_noise(
         chunk_size, separable: see :func:`gradient_noise`.
         num_bootstrap: bootstrap replicates per checkpoint (≥ 2).
         dropout: pass a per-checkpoint dropout key to ``per_example_loss``.
+        states: optional non-differentiable model state (batch-norm statistics) at each
+            checkpoint, leading axis ``K``; when given, ``per_example_loss`` is called with
+            ``state=`` the checkpoint's state (no gradient is taken with respect to it).
 
     Returns:
         :class:`TrajectoryNoise`.
@@ -354,14 +358,15 @@ def trajectory_noise(
     K = int(jnp.shape(leaves[0])[0])
 
     def at(args):
-        params, k = args
+        params, k, state = args
         k_drop, k_boot = jax.random.split(k)
-        loss = (lambda p, b: per_example_loss(p, b, key=k_drop)) if dropout else per_example_loss  # noqa: E731
+        kw = ({"key": k_drop} if dropout else {}) | ({"state": state} if states is not None else {})
+        loss = (lambda p, b: per_example_loss(p, b, **kw)) if kw else per_example_loss  # noqa: E731
         gn = gradient_noise(loss, params, data, chunk_size=chunk_size, separable=separable,
                             num_bootstrap=num_bootstrap, key=k_boot)
         return gn.trace_cov / batch_size, gn.trace_cov_se / batch_size
 
-    vals, ses = jax.lax.map(at, (checkpoints, jax.random.split(key, K)))
+    vals, ses = jax.lax.map(at, (checkpoints, jax.random.split(key, K), states))
     return TrajectoryNoise(
         jnp.mean(vals), jnp.sqrt(jnp.sum(jnp.square(ses))) / K, vals[-1], ses[-1], vals, ses
     )

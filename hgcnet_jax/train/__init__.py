@@ -9,7 +9,7 @@ for resumable sweeps.
 from hgcnet_jax.train.interventions import Budget, Intervention, grid
 from hgcnet_jax.train.optim import ReplicaOptState, replica_optimizer
 from hgcnet_jax.train.sharding import make_mesh
-from hgcnet_jax.train.sweep import METRICS, SweepResult, run_key, sweep
+from hgcnet_jax.train.sweep import METRICS, SweepResult, Trajectory, run_key, sweep, trajectory_steps
 from hgcnet_jax.train.task import Task, TaskSpec, make_task
 
 __all__ = [
@@ -21,6 +21,8 @@ __all__ = [
     "Budget",
     "sweep",
     "SweepResult",
+    "Trajectory",
+    "trajectory_steps",
     "METRICS",
     "run_key",
     "make_mesh",

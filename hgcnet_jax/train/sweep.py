@@ -57,7 +57,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -74,7 +74,7 @@ from hgcnet_jax.train.interventions import Budget, Intervention, REG_SCOPES, as_
 from hgcnet_jax.train.optim import ReplicaOptState, replica_optimizer
 from hgcnet_jax.train.task import Task, TaskSpec
 
-__all__ = ["sweep", "SweepResult", "METRICS", "run_key"]
+__all__ = ["sweep", "SweepResult", "Trajectory", "METRICS", "run_key", "trajectory_steps"]
 
 #: Metrics recorded at every evaluation, in this order.
 METRICS = ("batch_loss", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
@@ -89,6 +89,47 @@ def run_key(key: jax.Array, seed: int) -> jax.Array:
 
 def _init_key(key, seed):
     return _keys.sweep_init(run_key(key, seed))
+
+
+def trajectory_steps(total_steps: int, k: int) -> np.ndarray:
+    """The ``k`` evenly spaced steps at which ``sweep(..., trajectory=k)`` saves a run's parameters.
+
+    Step ``s_j = ceil((j + 1) T / k)`` for ``j = 0 … k-1``: the parameters after ``s_j``
+    optimiser steps, the last one (``s_{k-1} = T``) being the final parameters.
+
+    Args:
+        total_steps: the run's number of steps ``T``.
+        k: number of checkpoints, ``1 <= k <= T``.
+
+    Returns:
+        ``(k,)`` int64 array of step counts, strictly increasing.
+
+    Raises:
+        ValueError: if ``k`` is not an int in ``[1, total_steps]``.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= total_steps:
+        raise ValueError(
+            f"sweep: trajectory={k!r} checkpoints do not fit in a run of {total_steps} steps; "
+            f"use an int between 1 and {total_steps} (or None for no trajectory)"
+        )
+    j = np.arange(1, k + 1, dtype=np.int64)
+    return (j * total_steps + k - 1) // k
+
+
+class Trajectory(NamedTuple):
+    """A run's parameters saved along training (see :meth:`SweepResult.trajectory`).
+
+    Attributes:
+        steps: ``(K,)`` the number of optimiser steps taken at each checkpoint (the last
+            is the run's total: its final parameters).
+        params: the parameters at those steps, every leaf with a leading axis ``K``.
+        model_state: the non-differentiable state (batch-norm statistics) at those
+            steps, leading axis ``K``; ``{}`` if the model has none.
+    """
+
+    steps: np.ndarray
+    params: Any
+    model_state: Any
 
 
 # --------------------------------------------------------------------------------------
@@ -109,6 +150,8 @@ class SweepResult:
         trajectories: long form ``run_id, step, epoch, metric, value``.
         interventions: the runs' :class:`Intervention` s, indexed by ``run_id``.
         key: the sweep's key.
+        trajectory_length: ``K`` of ``sweep(..., trajectory=K)``: the checkpoints saved
+            per run (see :meth:`trajectory`); ``None`` if none were saved.
     """
 
     task: Task
@@ -119,6 +162,9 @@ class SweepResult:
     _final: dict[int, Any]
     _states: dict[int, Any]
     _where: dict[int, tuple[int, int]]
+    trajectory_length: int | None = None
+    _traj: dict[int, Any] = dataclasses.field(default_factory=dict)
+    _traj_steps: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def _check(self, run_id: int) -> int:
         rid = int(run_id)
@@ -140,6 +186,30 @@ class SweepResult:
         """Initial parameters of run ``run_id`` (recomputed from the sweep key and its seed)."""
         rid = self._check(run_id)
         return self.task.init(_init_key(self.key, self.interventions[rid].seed))
+
+    @property
+    def has_trajectory(self) -> bool:
+        """Whether the sweep saved checkpoints along training (``sweep(..., trajectory=K)``)."""
+        return self.trajectory_length is not None
+
+    def trajectory(self, run_id: int) -> Trajectory:
+        """The ``K`` checkpoints of run ``run_id`` saved along training (host numpy arrays).
+
+        Returns:
+            A :class:`Trajectory`: ``steps`` ``(K,)`` (see :func:`trajectory_steps`), and
+            ``params`` / ``model_state`` with a leading axis ``K``; the last checkpoint is
+            :meth:`params` itself.
+
+        Raises:
+            KeyError: for a ``run_id`` not in the sweep.
+            ValueError: if the sweep was run without ``trajectory``.
+        """
+        rid = self._check(run_id)
+        if not self.has_trajectory:
+            raise ValueError("SweepResult.trajectory: this sweep saved no checkpoints; run sweep(..., trajectory=K)")
+        b, i = self._where[rid]
+        tree = jax.tree.map(lambda a: a[i], self._traj[b])
+        return Trajectory(self._traj_steps[b].copy(), tree["params"], tree["mstate"])
 
     def stacked_params(self, run_ids: Iterable[int] | None = None):
         """Final parameters of ``run_ids`` (default all, in ``run_id`` order) with a leading run axis."""
@@ -200,6 +270,7 @@ class _Plan:
     use_sam: bool
     use_noise: bool
     vmap_width: int | None = None
+    saves: int = 0  # trajectory slots per chunk (0: no trajectory buffer in the program)
 
     @property
     def chunks(self) -> int:
@@ -245,8 +316,14 @@ def resolve_vmap_width(vmap_width: int | None, backend: str | None = None) -> in
     return 1 if (backend or jax.default_backend()) == "cpu" else None
 
 
-def _program(carry, hp, data, masks, first_period, *, spec: TaskSpec, plan: _Plan):
+def _program(carry, hp, data, masks, first_period, slots, *, spec: TaskSpec, plan: _Plan):
     """One chunk of a bucket: ``plan.periods_per_chunk`` metric periods from ``first_period``.
+
+    With ``plan.saves > 0`` the chunk also returns, per replica, a buffer of
+    ``plan.saves + 1`` copies of ``{"params", "mstate"}``: after step ``t`` the state is
+    written to slot ``slots[t]`` (``plan.saves`` is a scratch slot for the steps that are
+    not saved). The buffer is an output, never read back into the carry, so the training
+    arithmetic is that of the program without it.
 
     Compiled once per (spec, plan, mesh) and argument shapes by :data:`_compiled`: JAX's
     jit cache keys on the values of the static ``spec`` (the Task's structure, see
@@ -314,27 +391,38 @@ def _program(carry, hp, data, masks, first_period, *, spec: TaskSpec, plan: _Pla
         bl = jnp.where(c["bl_n"] > 0, bl, jnp.nan)
         return jnp.stack([bl] + [out[k].astype(jnp.float32) for k in METRICS[1:]])
 
-    def period(c, pi, hp):  # one replica, one metric period
-        def one(c, t):
-            return jax.lax.cond(t < T, lambda c: step(c, hp, data, t), lambda c: c, c), None
+    def period(cb, pi, hp):  # one replica, one metric period
+        def one(cb, t):
+            c, buf = cb
+            c = jax.lax.cond(t < T, lambda c: step(c, hp, data, t), lambda c: c, c)
+            if plan.saves:
+                now = {"params": c["params"], "mstate": c["mstate"]}
+                buf = jax.tree.map(lambda b, x: jax.lax.dynamic_update_index_in_dim(b, x, slots[t], 0), buf, now)
+            return (c, buf), None
 
-        c, _ = jax.lax.scan(one, c, pi * E + jnp.arange(E))
+        (c, buf), _ = jax.lax.scan(one, cb, pi * E + jnp.arange(E))
         ms = metrics(c, data)
         c = dict(c, bl_sum=jnp.zeros_like(c["bl_sum"]), bl_n=jnp.zeros_like(c["bl_n"]))
-        return c, ms
+        return (c, buf), ms
 
     def chunk(c, hp):  # one replica, the whole chunk
-        return jax.lax.scan(lambda c, pi: period(c, pi, hp), c, first_period + jnp.arange(P))
+        buf = {}
+        if plan.saves:
+            now = {"params": c["params"], "mstate": c["mstate"]}
+            buf = jax.tree.map(lambda x: jnp.zeros((plan.saves + 1,) + x.shape, x.dtype), now)
+        (c, buf), ms = jax.lax.scan(lambda cb, pi: period(cb, pi, hp), (c, buf), first_period + jnp.arange(P))
+        return (c, buf), ms
 
     # The replica map sits outside the scan over steps: with a width of 1 (CPU) each
     # replica runs its whole chunk before the next starts, so its parameters and
     # activations stay in cache exactly as in a single run; with a full width it is
     # vmap(scan), which JAX turns into the same program as scan(vmap(step)).
-    carry, ms = _over_replicas(chunk, plan.vmap_width)(carry, hp)
-    return carry, jnp.swapaxes(ms, 0, 1)  # metrics as (periods, replicas, metric)
+    (carry, saved), ms = _over_replicas(chunk, plan.vmap_width)(carry, hp)
+    return carry, jnp.swapaxes(ms, 0, 1), saved  # metrics as (periods, replicas, metric)
 
 
-def _program_on_mesh(carry, hp, data, masks, first_period, *, spec: TaskSpec, plan: _Plan, mesh: Mesh | None):
+def _program_on_mesh(carry, hp, data, masks, first_period, slots, *, spec: TaskSpec, plan: _Plan,
+                     mesh: Mesh | None):
     """:func:`_program`, with the replica axis split over ``mesh`` by ``jax.shard_map``.
 
     Each device runs the same scan over its own slice of replicas (the data is
@@ -345,16 +433,16 @@ def _program_on_mesh(carry, hp, data, masks, first_period, *, spec: TaskSpec, pl
     """
     body = functools.partial(_program, spec=spec, plan=plan)
     if mesh is None:
-        return body(carry, hp, data, masks, first_period)
+        return body(carry, hp, data, masks, first_period, slots)
     ax = _sharding.check_mesh(mesh)
     rep, whole = PartitionSpec(ax), PartitionSpec()
     return jax.shard_map(
         body,
         mesh=mesh,
-        in_specs=(rep, rep, whole, whole, whole),
-        out_specs=(rep, PartitionSpec(None, ax)),
+        in_specs=(rep, rep, whole, whole, whole, whole),
+        out_specs=(rep, PartitionSpec(None, ax), rep),
         check_vma=False,  # the body never mixes replicas; every output is per-replica
-    )(carry, hp, data, masks, first_period)
+    )(carry, hp, data, masks, first_period, slots)
 
 
 _compiled = jax.jit(_program_on_mesh, static_argnames=("spec", "plan", "mesh"), donate_argnums=(0,))
@@ -376,6 +464,35 @@ def _hp_arrays(runs: Sequence[Intervention]) -> dict[str, np.ndarray]:
         "sam_rho": f32([r.sam_rho for r in runs]),
         "scope": np.asarray([REG_SCOPES.index(r.reg_scope) for r in runs], np.int32),
     }
+
+
+class _SavePlan(NamedTuple):
+    """Where a bucket's trajectory checkpoints fall: see :func:`_save_plan`."""
+
+    steps: np.ndarray  # (K,) step counts of the checkpoints
+    per_chunk: list  # per chunk, the checkpoint indices k saved in it, in order
+    slots: np.ndarray  # per step t of the padded schedule, its buffer slot in its chunk (saves = scratch)
+    saves: int  # the most checkpoints in one chunk (0: no trajectory)
+
+
+def _save_plan(total_steps: int, chunk_len: int, chunks: int, k: int | None) -> _SavePlan:
+    """The buffer slots of a bucket's ``k`` trajectory checkpoints, chunk by chunk.
+
+    The checkpoint after ``s`` steps is written after step ``t = s - 1`` (0-based), into
+    slot ``j`` of the buffer of the chunk holding step ``t`` (its ``j``-th checkpoint).
+    """
+    if k is None:
+        return _SavePlan(np.zeros((0,), np.int64), [[] for _ in range(chunks)], np.zeros((1,), np.int32), 0)
+    steps = trajectory_steps(total_steps, k)
+    per_chunk = [[] for _ in range(chunks)]
+    for j, s in enumerate(steps):
+        per_chunk[int(s - 1) // chunk_len].append(j)
+    saves = max(len(c) for c in per_chunk)
+    slots = np.full((chunks * chunk_len,), saves, np.int32)
+    for ks in per_chunk:
+        for j, kk in enumerate(ks):
+            slots[int(steps[kk]) - 1] = j
+    return _SavePlan(steps, per_chunk, slots, saves)
 
 
 def _init_carry_impl(key, seeds, data, *, spec: TaskSpec, n_train: int):
@@ -408,9 +525,14 @@ def _init_carry(task: Task, key, seeds: np.ndarray, n_train: int):
     return _init_carry_jit(key, jnp.asarray(seeds, jnp.int32), task.data, spec=task.spec, n_train=n_train)
 
 
-def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh, width) -> dict[str, Any]:
+def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh, width,
+                 trajectory: int | None = None) -> dict[str, Any]:
     ds = task.dataset
-    return {
+    # The trajectory does not change a run's results, but a checkpoint holds the checkpoints
+    # saved so far, which a resume with another K could not complete: it is part of the
+    # fingerprint when set, and absent otherwise (folders written before it still resume).
+    extra = {} if trajectory is None else {"trajectory": int(trajectory)}
+    return {**extra,
         "dataset": {
             "name": ds.name,
             "kind": ds.kind,
@@ -483,6 +605,7 @@ def sweep(
     chunk_steps: int = 500,
     progress: bool = True,
     vmap_width: int | None = None,
+    trajectory: int | None = None,
 ) -> SweepResult:
     """Train every intervention on ``task``, one compiled program per bucket (see the module docstring).
 
@@ -503,6 +626,16 @@ def sweep(
             after another in the same compiled scan. ``None``: all replicas at once on
             GPU/TPU, 1 on CPU (see :func:`resolve_vmap_width`). Results do not depend on it
             beyond float rounding.
+        trajectory: ``K`` to save every run's parameters (and model state) after
+            ``ceil((j+1) T / K)`` of its ``T`` steps, ``j = 0 … K-1`` (:func:`trajectory_steps`;
+            the last is the final parameters), read back with :meth:`SweepResult.trajectory`.
+            ``None`` (default): none saved, the program is exactly today's. The training is
+            the same either way (the saved copies are an output of the compiled program,
+            never fed back), so every result is bit-identical with and without it. Memory:
+            ``K ×`` (parameters + state) per run on the host, and on the device one buffer
+            of (the most checkpoints falling in one chunk + 1) copies per replica of the
+            bucket. A resumable sweep checkpoints the saved ones with its carry, so a
+            resumed sweep returns the same checkpoints bit for bit.
 
     Returns:
         A :class:`SweepResult`.
@@ -510,7 +643,8 @@ def sweep(
     Raises:
         TypeError / ValueError: for invalid arguments (a ``key`` that is not one PRNG key:
             TypeError), a batch size larger than the
-            training split, or a ``checkpoint_dir`` holding another sweep.
+            training split, a ``trajectory`` that is not an int in ``[1, T]`` for every
+            bucket's step count ``T``, or a ``checkpoint_dir`` holding another sweep.
     """
     if not isinstance(task, Task):
         raise TypeError(f"sweep: task must be a Task (see make_task), got {type(task).__name__}")
@@ -526,10 +660,14 @@ def sweep(
     n_train = int(task.splits["train"].shape[0])
     for r in runs:
         budget.steps_per_epoch(r.batch_size, n_train)  # raises for a batch larger than the split
+    if trajectory is not None:
+        for B in sorted({r.batch_size for r in runs}):
+            trajectory_steps(budget.total_steps(B, n_train), trajectory)  # raises for K > T
 
     root = None
     if checkpoint_dir is not None:
-        root = check_fingerprint(checkpoint_dir, _fingerprint(task, runs, budget, key, chunk_steps, mesh, width))
+        fp = _fingerprint(task, runs, budget, key, chunk_steps, mesh, width, trajectory)
+        root = check_fingerprint(checkpoint_dir, fp)
 
     # Buckets: same batch size and same static switches, ordered by batch size.
     groups: dict[tuple, list[int]] = {}
@@ -537,7 +675,7 @@ def sweep(
         groups.setdefault((r.batch_size, r.sam_rho > 0, r.noise_std > 0), []).append(rid)
     bucket_keys = sorted(groups)
 
-    plans = []
+    plans, save_plans = [], []
     for bk in bucket_keys:
         B, use_sam, use_noise = bk
         spe = budget.steps_per_epoch(B, n_train)
@@ -545,16 +683,18 @@ def sweep(
         E = min(budget.cadence(B, n_train), T)
         periods = -(-T // E)
         ppc = max(1, min(periods, chunk_steps // E))
-        plans.append(_Plan(B, n_train, spe, T, E, periods, ppc, use_sam, use_noise, width))
+        sp = _save_plan(T, ppc * E, -(-periods // ppc), trajectory)
+        save_plans.append(sp)
+        plans.append(_Plan(B, n_train, spe, T, E, periods, ppc, use_sam, use_noise, width, sp.saves))
 
     data = {**task.data, "train": task.splits["train"], "splits": dict(task.splits)}
     if mesh is not None:
         data = jax.device_put(data, _sharding.replicated_sharding(mesh))
     bar = _progress(sum(p.total_steps for p in plans), progress)
 
-    rows, traj, finals, states, where = [], [], {}, {}, {}
+    rows, traj, finals, states, where, saved, saved_steps = [], [], {}, {}, {}, {}, {}
     try:
-        for b, (bk, plan) in enumerate(zip(bucket_keys, plans)):
+        for b, (bk, plan, sp) in enumerate(zip(bucket_keys, plans, save_plans)):
             ids = groups[bk]
             brs = [runs[i] for i in ids]
             R = len(ids)
@@ -572,14 +712,25 @@ def sweep(
                 hp = jax.tree.map(jnp.asarray, hp)
             n_rows = plan.chunks * plan.periods_per_chunk
             history = np.full((n_rows, Rp, len(METRICS)), np.nan, np.float32)
+            # host copy of the checkpoints along training: leaves (replicas, K, ...)
+            kept = None if trajectory is None else jax.tree.map(
+                lambda x: np.zeros((x.shape[0], trajectory) + tuple(x.shape[1:]), x.dtype),
+                {"params": carry["params"], "mstate": carry["mstate"]},
+            )
+            slots = jnp.asarray(sp.slots)
             start_chunk, wall = 0, 0.0
             ckpt = None
             if root is not None:
                 ckpt = BucketCheckpointer(root / f"bucket_{b:03d}")
                 last = ckpt.latest()
                 if last is not None:
-                    tree = ckpt.restore(last, {"carry": carry, "history": history, "wall": np.float64(0)})
+                    target = {"carry": carry, "history": history, "wall": np.float64(0)}
+                    if kept is not None:
+                        target["trajectory"] = kept
+                    tree = ckpt.restore(last, target)
                     carry, history, wall = tree["carry"], np.asarray(tree["history"]), float(tree["wall"])
+                    if kept is not None:
+                        kept = jax.tree.map(np.array, tree["trajectory"])  # writable copies
                     start_chunk = int(last)
             if bar is not None:
                 bar.set_description(f"bucket {b + 1}/{len(plans)} (B={plan.batch_size}, {R} runs)")
@@ -589,15 +740,24 @@ def sweep(
                 t0 = time.perf_counter()
                 first = ch * plan.periods_per_chunk
                 with _CompileClock() as clock:
-                    carry, ms = _compiled(carry, hp, data, masks, jnp.int32(first), spec=task.spec, plan=plan, mesh=mesh)
+                    carry, ms, buf = _compiled(carry, hp, data, masks, jnp.int32(first), slots,
+                                               spec=task.spec, plan=plan, mesh=mesh)
                     ms = _to_host(ms)
+                    if kept is not None and sp.per_chunk[ch]:
+                        buf = jax.tree.map(_to_host, buf)
+                        for h, x in zip(jax.tree.leaves(kept), jax.tree.leaves(buf)):
+                            for j, k in enumerate(sp.per_chunk[ch]):
+                                h[:, k] = x[:, j]
                 # (periods, replicas, metrics): a wrong replica count would broadcast silently below
                 chex.assert_shape(ms, (plan.periods_per_chunk, Rp, len(METRICS)))
                 compile_s += clock.seconds
                 wall += time.perf_counter() - t0 - clock.seconds
                 history[first : first + plan.periods_per_chunk] = ms
                 if ckpt is not None:
-                    ckpt.save(ch + 1, {"carry": carry, "history": history, "wall": np.float64(wall)})
+                    tree = {"carry": carry, "history": history, "wall": np.float64(wall)}
+                    if kept is not None:
+                        tree["trajectory"] = kept
+                    ckpt.save(ch + 1, tree)
                 if bar is not None:
                     done_before = first * plan.cadence
                     done_after = min(plan.total_steps, (first + plan.periods_per_chunk) * plan.cadence)
@@ -609,6 +769,9 @@ def sweep(
             alive = _to_host(carry["alive"])[:R]
             div_step = _to_host(carry["div_step"])[:R]
             finals[b], states[b] = final, mstate
+            if kept is not None:
+                saved[b] = jax.tree.map(lambda a: a[:R], kept)
+                saved_steps[b] = sp.steps
             steps_at = np.minimum((np.arange(plan.periods) + 1) * plan.cadence, plan.total_steps)
             hist = history[: plan.periods, :R]
             for i, rid in enumerate(ids):
@@ -665,4 +828,7 @@ def sweep(
         _final=finals,
         _states=states,
         _where=where,
+        trajectory_length=trajectory,
+        _traj=saved,
+        _traj_steps=saved_steps,
     )
