@@ -36,11 +36,16 @@ from hgcnet_jax.mediators.noise import (
     two_batch_estimates,
     two_batch_noise,
 )
+from hgcnet_jax.mediators.probe import Probe, ProbeState, probe, probe_table
 
 __all__ = [
     "measure",
     "measure_params",
     "plan_groups",
+    "probe",
+    "Probe",
+    "ProbeState",
+    "probe_table",
     "default_memory_budget",
     "MeasureConfig",
     "MEDIATORS",
