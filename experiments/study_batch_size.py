@@ -71,7 +71,13 @@ def section(name: str, command: str, result: study.StudyResult, seconds: float, 
         f"model `{cfg.model.name}` on `{cfg.data.name}`; end-to-end wall-clock **{seconds:.0f} s** "
         f"(phases: " + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in s.get("timings", {}).items()) + ").",
         "",
-        f"- **Recommendation**: B = {rec['best_batch_size']}, E[G | do(B)] = {rec['best_mean']:.4f} "
+    ]
+    crit = s.get("criticism")
+    if crit:
+        lines += _criticism_lines(crit, s)
+    lines += [
+        f"- **Recommendation** ({rec.get('label', 'model-based')}): B = {rec['best_batch_size']}, "
+        f"{'mean of its runs' if rec.get('source') == 'arms' else 'E[G | do(B)]'} = {rec['best_mean']:.4f} "
         f"[{rec['best_lo']:.4f}, {rec['best_hi']:.4f}]; P(beats B = {rec['current_batch_size']}) = "
         f"{rec['prob_beats_current']:.3f}; {rec['best_time_per_epoch_s']:.3g} s per epoch "
         f"({rec['time_ratio_vs_current']:.2f}× the time of B = {rec['current_batch_size']}).",
@@ -79,8 +85,11 @@ def section(name: str, command: str, result: study.StudyResult, seconds: float, 
         f"({ate['mass']:.0%} interval [{_fmt(ate['lo'])}, {_fmt(ate['hi'])}]), P(ATE > 0) = {ate['prob_positive']:.3f}; "
         f"raw difference of means {_fmt(ate['observed'])}, permutation p = {ate['p_value']:.3g}. "
         "The paper reports ≈ +0.024 averaged over its datasets.",
-        "- **Effects**: " + "; ".join(f"{k} {_fmt(v['mean'])} [{_fmt(v['lo'])}, {_fmt(v['hi'])}]"
+        f"- **Effects** (graph '{s['effects'].get('graph', 'hypergraph')}'"
+        + ("" if s["effects"].get("trusted", True) else ", which fails its criticism: not findings") + "): "
+        + "; ".join(f"{k} {_fmt(v['mean'])} [{_fmt(v['lo'])}, {_fmt(v['hi'])}]"
                                      for k, v in s["effects"]["rows"].items()) + ".",
+        "- **Sensitivity**: " + s["effects"].get("sensitivity", {}).get("note", "not computed"),
         "- **Hypergraph vs pairwise (PSIS-LOO)**: " + loo["verdict"],
         "- **Refutations**: " + ("; ".join(f"{r['name']}: {'passed' if r['passed'] else 'FAILED'}"
                                          for r in s.get("refutations", [])) or "none") + ".",
@@ -102,6 +111,28 @@ def section(name: str, command: str, result: study.StudyResult, seconds: float, 
     for fig in FIGURES:
         lines.append(f"![{fig}](results/study_{name}/{fig}.png)")
     return "\n".join(lines)
+
+
+def _criticism_lines(crit: dict, s: dict) -> list[str]:
+    """The criticism block: the verdict, the arms against the answering model, the candidates."""
+    name = crit["answered_by"]
+    lines = [f"- **Causal model against the experiment**: {crit['headline']}", "",
+             f"| B | runs | arm mean [bootstrap {crit['prob']:.0%}] | E[G \\| do(B)] of `{name}` [{crit['prob']:.0%}] | |",
+             "|---|---|---|---|---|"]
+    for r in crit["arms"][name]:
+        lines.append(f"| {r['batch_size']} | {r['n_runs']} | {r['arm_mean']:.4f} [{r['arm_lo']:.4f}, {r['arm_hi']:.4f}] "
+                     f"| {r['model_mean']:.4f} [{r['model_lo']:.4f}, {r['model_hi']:.4f}] | "
+                     f"{'**miss**' if r['miss'] else 'agrees'} |")
+    lines += ["", "| candidate graph | Δelpd ± SE | criticism | arm misses | rejected independences | falsification p "
+                  "| ATE [interval] | first reason |", "|---|---|---|---|---|---|---|---|"]
+    for r in crit["candidates"]:
+        why = (r["reasons"][0] if r["reasons"] else "").replace("|", "\\|")
+        lines.append(f"| `{r['candidate']}`{' (chosen)' if r['chosen'] else ''} | {r['d_elpd']:+.2f} ± {r['se']:.2f} | "
+                     f"{'passes' if r['ok'] else 'fails'} | {r['arm_misses']} | {r['rejected_independences']} | "
+                     f"{r['falsification_p']:.3f} | {r['ate_mean']:+.4f} [{r['ate_lo']:+.4f}, {r['ate_hi']:+.4f}] | "
+                     f"{why} |")
+    lines.append("")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     row = (f"| study_{args.setting} | `{command}` end to end: {seconds:.0f} s wall-clock "
-           f"({len(result.runs)} runs; sweep, mediators, two NUTS fits, effects, report) | "
+           f"({len(result.runs)} runs; sweep, mediators, {len(result.summary.get('criticism', {}).get('candidates', [])) or 2} "
+           "candidate NUTS fits, criticism, effects, refutations, report) | "
            f"`python experiments/study_batch_size.py {args.setting}` | {machine} | {_dt.date.today().isoformat()} |")
     _io.write_text(DOC, upsert_row(bench, f"study_{args.setting}", row))
     print(f"{command}: {seconds:.0f} s; report {result.report}")

@@ -65,6 +65,7 @@ __all__ = [
     "EMBEDDED_DATASETS",
     "PAPER_BATCH_SIZES",
     "PAPER_SEEDS",
+    "CANDIDATES",
     "load_config",
     "read_config_file",
     "resolve",
@@ -77,6 +78,12 @@ EMBEDDED_DATASETS = ("csbm", "digits")
 PAPER_BATCH_SIZES = (16, 32, 64, 128, 256, 512)
 #: Seeds per batch size in the paper-scale preset.
 PAPER_SEEDS = 10
+
+
+#: The candidate graphs a study can fit (:func:`hgcnet_jax.causal.candidate_graphs`; ``hypergraph`` is
+#: the paper's graph, named ``paper`` there).
+CANDIDATES = ("hypergraph", "pairwise", "B->S", "B->C", "B->S,B->C", "steps-mediator", "steps-mediator,B->S",
+              "steps-covariate,B->S")
 
 
 class ConfigError(ValueError):
@@ -223,8 +230,20 @@ class TrainConfig:
     Attributes:
         batch_sizes: the interventions ``do(B = b)``; at least two distinct sizes.
         seeds: number of seeds per batch size (runs use seeds ``0 … seeds-1``).
-        epochs: passes over the training examples per run (equal-epoch budget: every
-            batch size sees the same data, small batches take more steps).
+        epochs: passes over the training examples per run (with ``budget = "convergence"``:
+            the most a run may take).
+        budget: how long every run trains, a design choice (issue #14 item 5):
+            ``"epochs"`` — equal epochs: every batch size sees the same data, so a small
+            batch takes ``B_max / B`` times the steps of the largest (the step count then
+            depends on ``B``, a path ``B → steps → C`` the paper's graph lacks: the study's
+            candidate graphs carry it); ``"steps"`` — equal optimiser steps
+            (``train.steps``), so small batches see fewer examples; ``"convergence"`` —
+            up to ``epochs`` epochs with early stopping once the validation accuracy has
+            not improved for ``patience`` evaluations (one per epoch), so the step count
+            varies within an arm and is a measured mediator.
+        steps: optimiser steps of every run with ``budget = "steps"``.
+        patience: evaluations without a new best validation accuracy before a run stops,
+            with ``budget = "convergence"``.
         lr: base learning rate.
         optimizer: ``"sgd"``, ``"momentum"`` or ``"adam"``.
         momentum: momentum of ``"momentum"`` (``None``: the engine's default, 0.9).
@@ -245,6 +264,9 @@ class TrainConfig:
     l2: float = 5e-4
     reg_scope: str = "all"
     lr_scaling: str = "fixed"
+    budget: str = "epochs"
+    steps: int | None = None
+    patience: int = 10
 
     def __post_init__(self):
         bs = self.batch_sizes
@@ -270,6 +292,16 @@ class TrainConfig:
         object.__setattr__(self, "l2", _check_float("train.l2", self.l2, minimum=0.0))
         _check_str("train.reg_scope", self.reg_scope, choices=("all", "weights", "first_layer"))
         _check_str("train.lr_scaling", self.lr_scaling, choices=("fixed", "linear", "sqrt"))
+        _check_str("train.budget", self.budget, choices=("epochs", "steps", "convergence"))
+        if self.steps is not None:
+            _check_int("train.steps", self.steps, minimum=1)
+        if self.budget == "steps" and self.steps is None:
+            raise ConfigError("train.steps", "train.budget = 'steps' needs the number of optimiser steps of every "
+                                             "run: set train.steps (e.g. --set train.steps=2000)")
+        if self.budget != "steps" and self.steps is not None:
+            raise ConfigError("train.steps", f"is only used with train.budget = 'steps' (budget is {self.budget!r}); "
+                                             "set train.budget = 'steps' or drop train.steps")
+        _check_int("train.patience", self.patience, minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,7 +353,29 @@ class CausalConfig:
         permutations: permutations of the frequentist test of the ATE over seeds.
         direct_edge: add the direct edge B → G to both graphs, so that the direct effect
             is estimated from the data rather than assumed to be zero.
-        refuters: refutations of the ATE (``hgcnet_jax.causal.REFUTERS``); each refits the model.
+        refuters: refutations of the ATE (``hgcnet_jax.causal.REFUTERS``, and
+            ``"holdout_seeds"``: fit on 70 % of the seeds, predict every arm's mean over the
+            others, :func:`hgcnet_jax.causal.holdout_check` — the one a wrong graph fails);
+            each refits the model that answers the queries.
+        outcome_transform: ``"logit"`` (a logit-normal equation for G: an accuracy stays in
+            (0, 1) and may saturate; accuracies of exactly 0 or 1 are moved by half a
+            count, ``(k + ½) / (n + 1)``) or ``"identity"`` (linear-Gaussian, unbounded).
+        edge_form: form of the mediators' edges (``"linear"`` or ``"rbf"``: linear plus
+            radial basis functions with a shrinkage prior).
+        treatment_form: form of the edges out of B (``"rbf"`` by default: five batch sizes
+            on a log2 scale, a threshold-like response needs more than a line).
+        hyperedge_form: form of {N, S} → C (``"interaction"`` or ``"mlp"``).
+        candidates: the graphs fitted, criticised and ranked (PSIS-LOO over the variables
+            they share): ``"hypergraph"`` (the paper's), ``"pairwise"`` (its twin), the budget
+            paths ``"B->S"``, ``"B->C"``, ``"B->S,B->C"``, and with a varying step count
+            (``train.budget = "convergence"``) ``"steps-mediator"``,
+            ``"steps-mediator,B->S"``, ``"steps-covariate,B->S"`` (left out, with a note,
+            when the steps are a function of B). The queries are answered by the best
+            graph whose criticism passes; when none passes, the recommendation comes from
+            the arm means. ``"hypergraph"`` and ``"pairwise"`` are always fitted.
+        alpha: significance level of the criticism's tests.
+        lobo: also criticise every candidate by leaving each batch size out in turn (one
+            refit per arm and candidate).
     """
 
     method: str = "nuts"
@@ -331,7 +385,14 @@ class CausalConfig:
     credible_mass: float = 0.94
     permutations: int = 2000
     direct_edge: bool = True
-    refuters: tuple[str, ...] = ("placebo_treatment", "random_common_cause", "data_subset")
+    refuters: tuple[str, ...] = ("placebo_treatment", "random_common_cause", "data_subset", "holdout_seeds")
+    outcome_transform: str = "logit"
+    edge_form: str = "linear"
+    treatment_form: str = "rbf"
+    hyperedge_form: str = "interaction"
+    candidates: tuple[str, ...] = CANDIDATES
+    alpha: float = 0.05
+    lobo: bool = False
 
     def __post_init__(self):
         _check_str("causal.method", self.method, choices=("nuts", "svi"))
@@ -348,12 +409,34 @@ class CausalConfig:
         refs = self.refuters
         if isinstance(refs, str) or not isinstance(refs, Sequence):
             raise ConfigError("causal.refuters", f"must be a list of names, got {refs!r}")
-        known = ("placebo_treatment", "random_common_cause", "data_subset")
+        known = ("placebo_treatment", "random_common_cause", "data_subset", "holdout_seeds")
         for i, r in enumerate(refs):
             _check_str(f"causal.refuters[{i}]", r, choices=known)
         if len(set(refs)) != len(refs):
             raise ConfigError("causal.refuters", f"contains duplicates: {list(refs)}")
         object.__setattr__(self, "refuters", tuple(refs))
+        _check_str("causal.outcome_transform", self.outcome_transform, choices=("logit", "identity"))
+        _check_str("causal.edge_form", self.edge_form, choices=("linear", "rbf"))
+        _check_str("causal.treatment_form", self.treatment_form, choices=("linear", "rbf"))
+        _check_str("causal.hyperedge_form", self.hyperedge_form, choices=("interaction", "mlp"))
+        cands = self.candidates
+        if isinstance(cands, str) or not isinstance(cands, Sequence):
+            raise ConfigError("causal.candidates", f"must be a list of graph names, got {cands!r}")
+        for i, c in enumerate(cands):
+            _check_str(f"causal.candidates[{i}]", c, choices=CANDIDATES)
+        if len(set(cands)) != len(cands):
+            raise ConfigError("causal.candidates", f"contains duplicates: {list(cands)}")
+        missing = [c for c in ("hypergraph", "pairwise") if c not in cands]
+        if missing:
+            raise ConfigError("causal.candidates", f"must include {missing}: the paper's graph and its pairwise "
+                                                   "twin are always fitted and criticised")
+        object.__setattr__(self, "candidates", tuple(cands))
+        a = _check_float("causal.alpha", self.alpha)
+        if not 0.0 < a < 0.5:
+            raise ConfigError("causal.alpha", f"must be in (0, 0.5), got {a}")
+        object.__setattr__(self, "alpha", a)
+        if not isinstance(self.lobo, bool):
+            raise ConfigError("causal.lobo", f"must be true or false, got {self.lobo!r}")
 
 
 #: Settings of ``mediators.measure`` that change memory use, not results (not fingerprinted).
@@ -644,11 +727,15 @@ _PLANETOID = ("cora", "citeseer", "pubmed")
 def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
     """Dotted-name updates of a named preset, for :meth:`StudyConfig.override`.
 
-    ``"tiny"`` is a smoke test (seconds of training, a short MCMC: the numbers mean
-    nothing); ``"quick"`` is the embedded demo that runs end to end within minutes on a
+    ``"tiny"`` is a smoke test (seconds of training, a short MCMC, three candidate graphs:
+    the numbers mean nothing); ``"quick"`` is the embedded demo that runs end to end within minutes on a
     2-core CPU; ``"paper"`` is the paper's grid (batch sizes 16 … 512, 10 seeds, 30 epochs
     of SGD with lr 0.2; mediators on a fixed subset of 256 training examples; Planetoid
-    graphs use the ``"full"`` 60/20/20 split so that B = 512 fits in the training set).
+    graphs use the ``"full"`` 60/20/20 split so that B = 512 fits in the training set). The
+    paper preset trains equal epochs (``train.budget = "epochs"``), as the paper does: it
+    compares batch sizes per epoch (time per epoch, Table 8). Small batches then take more
+    steps, a path B → steps → C outside the paper's graph; the candidate graphs ``B->C``
+    and ``B->S,B->C`` carry it, and the criticism says whether the paper's graph survives it.
 
     Raises:
         ConfigError: unknown preset name (field ``preset``).
@@ -657,7 +744,8 @@ def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
         out = {"data.name": dataset, "train.batch_sizes": [8, 16, 32], "train.seeds": 4, "train.epochs": 2,
                "mediators.options.lanczos_steps": 4, "mediators.options.slq_probes": 1,
                "mediators.options.trace_probes": 3, "causal.num_warmup": 60, "causal.num_samples": 60,
-               "causal.permutations": 200, "causal.refuters": ["placebo_treatment"]}
+               "causal.permutations": 200, "causal.refuters": ["placebo_treatment"],
+               "causal.candidates": ["hypergraph", "pairwise", "B->C"]}
         if dataset == "csbm":
             out["data.options.num_nodes"] = 120
         return out

@@ -40,7 +40,7 @@ from .frequentist import PermutationResult, permutation_test
 from .hypergraph import ROLES, TRANSFORMS, Edge, Hyperedge, Hypergraph, HypergraphError, Variable
 from .inference import fit, fit_many
 from .model import make_model
-from .recommend import Recommendation, recommend
+from .recommend import Recommendation, recommend, recommend_from_arms
 from .refute import REFUTERS, refute
 from .search import GraphSearch, candidate_graphs, search_graphs
 from .sensitivity import Sensitivity, nie_sensitivity
@@ -82,6 +82,7 @@ __all__ = [
     "refute",
     "Recommendation",
     "recommend",
+    "recommend_from_arms",
     "Criticism",
     "Falsification",
     "criticize",

@@ -13,7 +13,7 @@ import pandas as pd
 from .effects import _check_fit, _check_prob, _check_var, _query_key, _raw_mean, _treat, abduct, simulate
 from .fit import Fit
 
-__all__ = ["Recommendation", "recommend"]
+__all__ = ["Recommendation", "recommend", "recommend_from_arms"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,3 +119,81 @@ def recommend(
         delta = cand_means[best_i] - means[-1]
         p_beats, gain = float(np.mean(delta > 0)), float(delta.mean())
     return Recommendation(treatment, outcome, cands[best_i], table, current, p_beats, gain, cand_means)
+
+
+def recommend_from_arms(
+    table: pd.DataFrame,
+    treatment: str,
+    outcome: str,
+    *,
+    key: jax.Array,
+    current: Any = None,
+    prob: float = 0.9,
+    num_bootstrap: int = 2000,
+) -> Recommendation:
+    """The design-based recommendation: the treatment value whose arm has the largest mean outcome.
+
+    When the treatment is randomised (a sweep sets the batch size of every run), each
+    arm's mean estimates ``E[outcome | do(treatment = b)]`` without any model, so this is
+    the answer to fall back on when no causal model fits the runs. The uncertainty is
+    the bootstrap over runs, resampled within each arm (``num_bootstrap`` resamples): the
+    table's ``lower``/``upper`` are percentile intervals of the arm means at ``prob`` and
+    ``p_best`` is the share of resamples in which the arm has the largest mean (a
+    bootstrap probability, not a posterior one). Every value is an arm mean, so it lies
+    in the outcome's range.
+
+    Args:
+        table: The runs, one row each.
+        treatment, outcome: Column names.
+        key: PRNG key of the bootstrap.
+        current: The current treatment value (one of the arms), for ``p_beats_current``
+            and ``gain``.
+        prob: Interval level.
+        num_bootstrap: Bootstrap resamples (at least 100).
+
+    Returns:
+        A :class:`Recommendation` whose ``draws`` are the bootstrap arm means.
+
+    Raises:
+        ValueError: a missing column, fewer than two arms, an arm with a single run, or
+            ``current`` not an arm.
+    """
+    from hgcnet_jax._keys import check_key
+
+    key = check_key(key, where="recommend_from_arms")
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}")
+    for c in (treatment, outcome):
+        if c not in table.columns:
+            raise ValueError(f"table has no column {c!r}; columns: {list(map(str, table.columns))}")
+    prob = _check_prob(prob)
+    if isinstance(num_bootstrap, bool) or not isinstance(num_bootstrap, (int, np.integer)) or num_bootstrap < 100:
+        raise ValueError(f"num_bootstrap must be an int >= 100, got {num_bootstrap!r}")
+    levels = sorted(pd.unique(table[treatment]).tolist())
+    if len(levels) < 2:
+        raise ValueError(f"recommend_from_arms needs at least two arms of {treatment!r}, got {levels}")
+    if current is not None and current not in levels:
+        raise ValueError(f"current {current!r} is not an arm of {treatment!r}: {levels}")
+    draws = []
+    for i, b in enumerate(levels):
+        y = table.loc[table[treatment] == b, outcome].to_numpy(dtype=np.float64)
+        if y.size < 2:
+            raise ValueError(f"arm {treatment}={b} has {y.size} run; the bootstrap needs at least 2")
+        idx = np.asarray(jax.random.randint(jax.random.fold_in(key, i), (num_bootstrap, y.size), 0, y.size))
+        draws.append(y[idx].mean(axis=1))
+    draws = np.stack(draws)
+    winner = np.argmax(draws, axis=0)
+    rows = []
+    for i, v in enumerate(levels):
+        y = table.loc[table[treatment] == v, outcome].to_numpy(dtype=np.float64)
+        lo, hi = np.quantile(draws[i], [(1 - prob) / 2, (1 + prob) / 2])
+        rows.append({"value": v, "mean": float(y.mean()), "sd": float(draws[i].std(ddof=1)), "lower": float(lo),
+                     "upper": float(hi), "p_best": float(np.mean(winner == i))})
+    out = pd.DataFrame(rows).sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
+    best = out["value"].iloc[0]
+    best_i = levels.index(best)
+    p_beats = gain = None
+    if current is not None:
+        delta = draws[best_i] - draws[levels.index(current)]
+        p_beats, gain = float(np.mean(delta > 0)), float(out["mean"].iloc[0] - out.set_index("value").loc[current, "mean"])
+    return Recommendation(treatment, outcome, best, out, current, p_beats, gain, draws)

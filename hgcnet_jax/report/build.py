@@ -52,7 +52,10 @@ def figures(summary: Mapping[str, Any], runs: pd.DataFrame, graph=None) -> dict[
     lo = s["loo"]
     figs["loo"] = plots.loo({m: (r["elpd"], r["se"]) for m, r in lo["models"].items()}, preferred=lo["preferred"])
     r = s["recommendation"]
-    curve = iv["curves"]["hypergraph"]
+    if "mean_by_batch_size" in r:  # the numbers the recommendation came from (a model's, or the arms')
+        curve = {k: [r[f"{k}_by_batch_size"][str(b)] for b in bs] for k in ("mean", "lo", "hi")}
+    else:
+        curve = iv["curves"]["hypergraph"]
     tpe = r["time_per_epoch_s"]
     figs["recommendation"] = plots.recommendation(
         bs, curve["mean"], curve["lo"], curve["hi"], [tpe[str(b)] for b in bs],

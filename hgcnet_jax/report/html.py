@@ -89,6 +89,40 @@ def _figure(name: str, png: Path | None, svg: Path | None) -> str:
     )
 
 
+def _criticism(crit: Mapping[str, Any], s: Mapping[str, Any]) -> str:
+    """The first screen: does the causal model agree with the experiment's own arms?"""
+    ok = bool(crit.get("trusted"))
+    name = crit["answered_by"]
+    out = [f'<div class="{"ok" if ok else "warn"}" id="criticism"><h3>'
+           + ("Causal model checked against the experiment: passes" if ok else "&#9888; Causal model MISFIT")
+           + f'</h3><p id="criticism-headline">{_e(crit["headline"])}</p>']
+    arms = crit["arms"][name]
+    out.append(f"<p>Arms of <b>{_e(name)}</b>: arm mean with its bootstrap interval against the model's "
+               f"E[G | do(B = b)] with its credible interval ({_num(crit['prob'], '.0%')}).</p>")
+    out.append(_table(
+        ["B", "runs", "arm mean", "arm interval", "model E[G | do(B)]", "model interval", "verdict"],
+        [[r["batch_size"], r["n_runs"], _num(r["arm_mean"]), f"[{_num(r['arm_lo'])}, {_num(r['arm_hi'])}]",
+          _num(r["model_mean"]), f"[{_num(r['model_lo'])}, {_num(r['model_hi'])}]",
+          '<span class="fail">MISS</span>' if r["miss"] else '<span class="pass">agrees</span>'] for r in arms],
+        raw=True))
+    out.append("<p>Candidate graphs, best PSIS-LOO first (ELPD of the variables all candidates model):</p>")
+    out.append(_table(
+        ["graph", "Δelpd", "SE", "criticism", "arm misses", "rejected independences", "falsification p", "ATE",
+         "first reason"],
+        [[("<b>" + _e(r["candidate"]) + "</b> (chosen)") if r["chosen"] else _e(r["candidate"]),
+          _num(r["d_elpd"], ".2f"), _num(r["se"], ".2f"),
+          '<span class="pass">passes</span>' if r["ok"] else '<span class="fail">fails</span>',
+          r["arm_misses"], r["rejected_independences"], _num(r["falsification_p"], ".3f"),
+          f"{_num(r['ate_mean'], '+.4f')} [{_num(r['ate_lo'], '+.4f')}, {_num(r['ate_hi'], '+.4f')}]",
+          _e(r["reasons"][0] if r["reasons"] else "")] for r in crit["candidates"]],
+        raw=True))
+    if crit.get("not_identified"):
+        out.append("<p>Mediators not identified (measurement error as large as their spread across batch sizes): "
+                   + ", ".join(f"<code>{_e(x)}</code>" for x in crit["not_identified"]) + ".</p>")
+    out.append("</div>")
+    return "".join(out)
+
+
 def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]) -> str:
     """Build the report page.
 
@@ -107,7 +141,10 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]
     parts.append(f"<h1>{_e(s.get('title', 'Batch-size study'))}</h1>")
     parts.append(f'<p class="sub">{_e(s.get("subtitle", ""))}</p>')
 
-    warnings = list(s.get("warnings", []))
+    crit = s.get("criticism")
+    if crit:
+        parts.append(_criticism(crit, s))
+    warnings = [w for w in s.get("warnings", []) if not crit or w != crit.get("headline")]
     if warnings:
         items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
         parts.append(f'<div class="warn" id="warnings"><h3>&#9888; Warnings</h3><ul>{items}</ul></div>')
@@ -116,8 +153,10 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]
     parts.append("<h2>Recommendation</h2>")
     parts.append(
         f'<p class="headline" id="recommendation">Use batch size <b>B = {_e(rec["best_batch_size"])}</b>: '
-        f"E[G | do(B = {_e(rec['best_batch_size'])})] = {_num(rec['best_mean'])} "
-        f"(credible interval {_num(rec['best_lo'])} – {_num(rec['best_hi'])}). "
+        + (f"mean {_e(s.get('outcome', 'G'))} of its runs {_num(rec['best_mean'])} (bootstrap interval "
+           if rec.get("source") == "arms" else
+           f"E[G | do(B = {_e(rec['best_batch_size'])})] = {_num(rec['best_mean'])} (credible interval ")
+        + f"{_num(rec['best_lo'])} – {_num(rec['best_hi'])}). "
         + (f"It is your current batch size: keep it. It costs {_num(rec['best_time_per_epoch_s'], '.3g')} s per epoch.</p>"
            if rec["best_batch_size"] == rec["current_batch_size"] else
            f"Probability that it beats your current B = {_e(rec['current_batch_size'])}: "
@@ -125,6 +164,8 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]
            f"It costs {_num(rec['best_time_per_epoch_s'], '.3g')} s per epoch "
            f"({_num(rec['time_ratio_vs_current'], '.2f')}× the current batch size).</p>")
     )
+    if rec.get("label"):
+        parts.append(f'<p class="sub" id="recommendation-source">Source: {_e(rec["label"])}.</p>')
     if rec.get("time_note"):
         parts.append(f'<p class="sub">Time: {_e(rec["time_note"])}.</p>')
     if rec.get("compile_time_note"):
@@ -146,6 +187,10 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]
 
     a = s["ate"]
     parts.append("<h2>Average treatment effect</h2>")
+    if a.get("trusted") is False:
+        parts.append(f'<p class="fail" id="ate-untrusted">The model-based ATE is that of \'{_e(a.get("graph"))}\', '
+                     "which fails its criticism; the raw difference of the arm means (last rows) is the "
+                     "design-based estimate.</p>")
     parts.append(
         _table(
             ["quantity", "value"],
@@ -166,6 +211,9 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]
 
     parts.append("<h2>Direct and mediated effects</h2>")
     ef = s["effects"]
+    if ef.get("trusted") is False:
+        parts.append(f'<p class="fail" id="effects-untrusted">Graph \'{_e(ef.get("graph"))}\' fails its criticism: '
+                     "these effects are not findings.</p>")
     parts.append(
         _table(
             ["effect", "mean", "credible interval"],
@@ -174,6 +222,8 @@ def render(summary: Mapping[str, Any], figures: Mapping[str, Mapping[str, Path]]
     )
     if ef.get("note"):
         parts.append(f"<p>{_e(ef['note'])}</p>")
+    if ef.get("sensitivity"):
+        parts.append(f'<p id="sensitivity">{_e(ef["sensitivity"]["note"])}</p>')
     parts.append(fig.get("effects", ""))
     parts.append(fig.get("hypergraph", ""))
     parts.append(fig.get("mediators", ""))

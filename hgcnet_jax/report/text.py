@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TIME_NOTE", "compile_note", "effects_note", "loo_verdict", "pareto_warning", "refutation_warning", "mcmc_warning",
+__all__ = ["TIME_NOTE", "compile_note", "criticism_headline", "recommendation_label", "sensitivity_note",
+           "holdout_detail", "effects_note", "loo_verdict", "pareto_warning", "refutation_warning", "mcmc_warning",
            "title", "subtitle"]
 
 #: How the report's seconds per epoch are measured.
@@ -36,10 +37,58 @@ def subtitle(config: Any, num_runs: int, num_fitted: int) -> str:
             f"S = {m.sharpness}, C = {m.complexity}; {num_fitted} runs in the causal fit.")
 
 
-def effects_note(b_small: int, b_large: int, outcome: str, noise: str, direct_edge: bool) -> str:
+def criticism_headline(chosen: str | None, answered_by: str, num_candidates: int, num_arms: int,
+                       reasons: Mapping[str, Any]) -> str:
+    """The first-screen verdict of the causal model against the experiment (issue #14)."""
+    if chosen is not None:
+        return (f"The causal model fits the experiment: of {num_candidates} candidate graphs, '{chosen}' passes every "
+                f"check of its criticism and predicts held-out runs best among those that do. Its E[G | do(B = b)] "
+                f"agrees with the arm means at all {num_arms} batch sizes (the batch size was randomised, so each "
+                "arm's mean estimates E[G | do(B = b)] without a model); the effects below are that graph's.")
+    first = next(iter(reasons.get(answered_by, [])), "")
+    return (f"MISFIT: none of the {num_candidates} candidate graphs passes its criticism: each contradicts the "
+            "experiment's own arms, the independences it implies or its predictive checks (the table lists why). "
+            f"The model-based effects below are those of '{answered_by}' (the best by PSIS-LOO) and are shown for "
+            "inspection only: they drive nothing. The recommendation comes from the arm means, which the "
+            "randomised batch size identifies directly."
+            + (f" First reason for '{answered_by}': {first}." if first else ""))
+
+
+def recommendation_label(source: str, graph: str | None) -> str:
+    """Where the recommendation's numbers come from."""
+    if source == "model":
+        return (f"model-based: E[G | do(B)] of the graph '{graph}', which passes its criticism; probabilities are "
+                "posterior probabilities")
+    return ("design-based: the mean outcome of each batch size's runs (the batch size was randomised), with "
+            "bootstrap intervals over runs; probabilities are bootstrap probabilities. No causal model passed its "
+            "criticism, so none is used")
+
+
+def sensitivity_note(s: Mapping[str, Any]) -> str:
+    """The NIE's sensitivity to mediator-outcome confounding in words (Imai, Keele & Yamamoto 2010)."""
+    if s.get("error"):
+        return f"Sensitivity of the indirect effect not computed: {s['error']}."
+    ri = s["rho_interval"]
+    where = ("its interval already contains 0 at ρ = 0" if ri == 0.0 else
+             "its interval never contains 0 on ρ ∈ (−0.99, 0.99)" if ri != ri else
+             f"its {s['prob']:.0%} interval first contains 0 at ρ = {ri:+.2f}")
+    return (f"Indirect effect through {s['mediator']} (product of coefficients on the {s['units']} scale, "
+            f"B = {s['a']} against {s['b']}): {s['nie']:+.4g} [{s['lower']:+.4g}, {s['upper']:+.4g}] at ρ = 0; "
+            f"{where}, and its point estimate is 0 at ρ = {s['rho_zero']:+.2f}. ρ is the correlation of the "
+            f"errors of {s['mediator']} and G that an unmeasured common cause (the seed drives both) would induce.")
+
+
+def holdout_detail(heldout: Any, num_arms: int, max_abs_z: float, rejected: int) -> str:
+    """The held-out-seed refuter's criterion and result."""
+    return (f"fit without seeds {list(heldout)}, predict their arm means at {num_arms} batch sizes: {rejected} arm(s) "
+            f"rejected (Holm-adjusted p < alpha; largest |z| = {max_abs_z:.2f})")
+
+
+def effects_note(b_small: int, b_large: int, outcome: str, noise: str, direct_edge: bool,
+                 graph: str = "hypergraph") -> str:
     """What the mediation table's contrast and rows mean."""
     return (
-        f"Contrast do(B={b_small}) against do(B={b_large}) on {outcome}, hypergraph model, noise abducted per run "
+        f"Contrast do(B={b_small}) against do(B={b_large}) on {outcome}, graph '{graph}', noise abducted per run "
         f"({noise}). Total = direct + indirect; a path-specific effect through a mediator covers every path "
         "through it, so those overlap and need not add up to the total."
         + ("" if direct_edge else " The graph has no direct edge B → G, so the direct effect is 0 "

@@ -11,6 +11,7 @@ complete, with the permissions the umask gives a new file:
 ``runs.parquet``              the same rows plus the N, S, C columns
 ``posterior_hypergraph.nc``   ArviZ netCDF posterior of the hypergraph SCM
 ``posterior_pairwise.nc``     ArviZ netCDF posterior of its pairwise twin
+``posterior_<candidate>.nc``  the other candidate graphs' posteriors (:func:`posterior_file`)
 ``summary.json``              every number of the report (see :func:`hgcnet_jax.study.summary.summarise`)
 ``plots/<name>.png|svg``      the figures
 ``report.html``               one self-contained page (figures inlined)
@@ -18,8 +19,12 @@ complete, with the permissions the umask gives a new file:
 ============================  =====================================================
 
 A folder that holds a study of a *different* config is refused (the error lists the
-changed fields) unless ``overwrite``; recomputing a phase deletes the files of the
-phases after it (:func:`drop_after`), so the folder never mixes two computations.
+changed fields) unless ``overwrite`` — except where the change leaves the finished
+phases' results as they are: a study whose config differs only in ``causal.*`` or
+``current_batch_size`` keeps its trained and measured runs and recomputes the causal
+phase; one that differs also in ``mediators.*`` keeps its sweep (:func:`reusable_phases`).
+Recomputing a phase deletes the files of the phases after it (:func:`drop_after`), so
+the folder never mixes two computations.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from hgcnet_jax import _io
 from hgcnet_jax.config import ConfigError, StudyConfig
 
 __all__ = ["ARTIFACTS", "DIRS", "FORMAT", "StudyFolderError", "StudyPhaseError", "Phases", "default_out",
-           "prepare_folder", "drop_after", "first_missing", "read_json", "remove", "write_parquet", "write_netcdf"]
+           "prepare_folder", "posterior_file", "reusable_phases", "drop_after", "first_missing", "read_json", "remove", "write_parquet", "write_netcdf"]
 
 #: Files of a study folder, in phase order.
 ARTIFACTS = (
@@ -126,11 +131,21 @@ def prepare_folder(out: Path, config: StudyConfig, *, overwrite: bool) -> bool:
             )
     elif saved.get("fingerprint") == config.fingerprint():
         return True
-    elif not overwrite:
+    else:
         try:
             changed = StudyConfig.from_dict(saved["config"]).diff(config)
         except (ConfigError, KeyError, TypeError):
             changed = ["<unreadable previous config>"]
+        keep = reusable_phases(changed)
+        if keep:
+            last = "runs.parquet" if "mediators" in keep else "sweep.parquet"
+            drop_after(out, last)
+            phases = Phases(out)
+            phases.drop(*[p for p in ("mediators", "fits", "causal", "report", "failed") if p not in keep])
+            _io.write_json(out / "config.json", {**saved, "fingerprint": config.fingerprint(),
+                                                 "config": config.to_dict(), "changed": changed, "updated": now()})
+            return True
+    if saved is not None and not overwrite:
         raise StudyFolderError(
             f"{str(out)!r} holds a study with a different config (changed: {', '.join(changed)}). "
             "Re-run with the same config to resume it, choose another --out, or pass --overwrite to "
@@ -139,6 +154,23 @@ def prepare_folder(out: Path, config: StudyConfig, *, overwrite: bool) -> bool:
     for name in (*ARTIFACTS, *DIRS):
         remove(out / name)
     return False
+
+
+#: Config sections whose change leaves each phase's result as it is.
+_LATER = {"mediators": ("causal.", "current_batch_size"), "sweep": ("mediators.", "causal.", "current_batch_size")}
+
+
+def reusable_phases(changed: list[str]) -> tuple[str, ...]:
+    """The finished phases a study can keep when its config changed in the fields ``changed``.
+
+    ``("sweep", "mediators")`` when only ``causal.*`` and ``current_batch_size`` changed (the
+    trained and measured runs stand; the causal phase is recomputed), ``("sweep",)`` when
+    ``mediators.*`` changed too, ``()`` otherwise. The memory knobs of the measurement are
+    not in the fingerprint at all (:meth:`StudyConfig.fingerprint`).
+    """
+    if not changed or any(c.startswith("<") for c in changed):
+        return ()
+    return tuple(p for p in ("sweep", "mediators") if all(c.startswith(_LATER[p]) for c in changed))
 
 
 def first_missing(path: Path) -> Path | None:
@@ -151,11 +183,20 @@ def first_missing(path: Path) -> Path | None:
     return path
 
 
+def posterior_file(candidate: str) -> str:
+    """The file name of a candidate graph's posterior: ``posterior_<candidate>.nc``, ``->`` written
+    ``-to-`` and ``,`` written ``+`` (``"B->S,B->C"`` → ``posterior_B-to-S+B-to-C.nc``)."""
+    return f"posterior_{candidate.replace('->', '-to-').replace(',', '+')}.nc"
+
+
 def drop_after(out: Path, artifact: str) -> None:
     """Delete the files of every phase after ``artifact`` (they were computed from older inputs)."""
     later = ARTIFACTS[ARTIFACTS.index(artifact) + 1 : -1]
     for name in later:
         remove(out / name)
+    if ARTIFACTS.index(artifact) < ARTIFACTS.index("posterior_hypergraph.nc"):
+        for p in out.glob("posterior_*.nc"):
+            remove(p)
     if ARTIFACTS.index(artifact) < ARTIFACTS.index("report.html"):
         remove(out / "plots")
 

@@ -21,9 +21,14 @@ class StudyKeys(NamedTuple):
     Attributes:
         sweep: the training sweep (``train.sweep``: each run folds in its seed).
         mediators: the mediator measurement (``mediators.measure``).
-        fits: one key per causal graph, in :data:`hgcnet_jax.study.plan.GRAPHS` order.
+        fits: one key per candidate graph, in :data:`hgcnet_jax.config.CANDIDATES` order
+            (``hypergraph`` and ``pairwise`` first, as they always were).
         permutation: the frequentist permutation test of the arms.
         refutations: the refuters (split once more, one per refuter).
+        criticism: the criticism of every candidate (folded with its position in
+            ``CANDIDATES``).
+        sensitivity: the bootstrap of the NIE's sensitivity analysis.
+        arms: the bootstrap of the design-based arm estimates.
     """
 
     sweep: jax.Array
@@ -31,6 +36,9 @@ class StudyKeys(NamedTuple):
     fits: tuple
     permutation: jax.Array
     refutations: jax.Array
+    criticism: jax.Array
+    sensitivity: jax.Array
+    arms: jax.Array
 
     @classmethod
     def of(cls, seed: int, num_graphs: int = 2) -> "StudyKeys":
@@ -43,4 +51,7 @@ class StudyKeys(NamedTuple):
             fits=tuple(jax.random.fold_in(root, 10 + i) for i in range(num_graphs)),
             permutation=permutation,
             refutations=refutations,
+            criticism=jax.random.fold_in(root, 30),
+            sensitivity=jax.random.fold_in(root, 31),
+            arms=jax.random.fold_in(root, 32),
         )

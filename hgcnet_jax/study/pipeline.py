@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from hgcnet_jax import _io
-from hgcnet_jax.config import ConfigError, StudyConfig
+from hgcnet_jax.config import CANDIDATES, ConfigError, StudyConfig
 from hgcnet_jax.report.failure import failure_page
 from hgcnet_jax.study.folder import (
     ARTIFACTS,
@@ -43,6 +43,7 @@ from hgcnet_jax.study.folder import (
     drop_after,
     first_missing,
     now,
+    posterior_file,
     prepare_folder,
     read_json,
     remove,
@@ -51,7 +52,6 @@ from hgcnet_jax.study.folder import (
 )
 from hgcnet_jax.study.keys import StudyKeys
 from hgcnet_jax.study.plan import (
-    GRAPHS,
     build_task,
     check_trained,
     count_problem,
@@ -91,35 +91,41 @@ class StudyResult:
     resumed: tuple[str, ...]
 
     def posterior(self, graph: str = "hypergraph"):
-        """The posterior of ``graph`` (``"hypergraph"`` or ``"pairwise"``) as ArviZ ``InferenceData``."""
+        """The posterior of candidate ``graph`` (``"hypergraph"``, ``"pairwise"``, ``"B->C"`` …) as ArviZ ``InferenceData``."""
         import arviz as az
 
-        if graph not in ("hypergraph", "pairwise"):
-            raise ValueError(f"graph must be 'hypergraph' or 'pairwise', got {graph!r}")
-        return az.from_netcdf(self.out / f"posterior_{graph}.nc")
+        self._check_graph(graph)
+        return az.from_netcdf(self.out / posterior_file(graph))
+
+    def _check_graph(self, graph: str) -> None:
+        fitted = list(self.config.causal.candidates)
+        if graph not in fitted:
+            raise ValueError(f"graph must be one of the study's candidates {fitted}, got {graph!r}")
+        if not (self.out / posterior_file(graph)).exists():
+            raise ValueError(f"candidate {graph!r} was not fitted in this study (no {posterior_file(graph)}; "
+                             "see the summary's notes)")
 
     def fit(self, graph: str = "hypergraph"):
-        """The study's :class:`hgcnet_jax.causal.Fit` of ``graph``, rebuilt from the folder (no inference).
+        """The study's :class:`hgcnet_jax.causal.Fit` of candidate ``graph``, rebuilt from the folder (no inference).
 
         :meth:`hgcnet_jax.causal.Fit.from_idata` on the saved posterior, with the graph and
         the fitted rows from the saved config and runs table (:func:`fit_table`): the
         posterior records the fit's settings and PRNG key, so every query (``causal.ate``,
-        ``mediation``, ``recommend``, ``refute`` …) works on it as on the fit the study
+        ``mediation``, ``recommend``, ``criticize`` …) works on it as on the fit the study
         made; values agree up to float32 rounding of the posterior's readable names.
         ``wall_time_s`` is the phase's recorded time (NaN when unknown).
 
         Raises:
-            ValueError: ``graph`` is not ``"hypergraph"`` or ``"pairwise"``, or its posterior
-                was written before fits recorded their key (re-run the causal phase: delete
+            ValueError: ``graph`` is not a fitted candidate, or its posterior was written
+                before fits recorded their key (re-run the causal phase: delete
                 ``summary.json`` and the ``posterior_*.nc`` files and run the study again).
         """
         from hgcnet_jax import causal
 
-        if graph not in GRAPHS:
-            raise ValueError(f"graph must be 'hypergraph' or 'pairwise', got {graph!r}")
+        self._check_graph(graph)
         table, _ = fit_table(self.runs, self.config)
         seconds = (read_json(self.out / "phases.json") or {}).get("causal", {}).get("fits_s", float("nan"))
-        return causal.Fit.from_idata(self.posterior(graph), graphs(self.config)[graph], table,
+        return causal.Fit.from_idata(self.posterior(graph), graphs(self.config, table)[graph], table,
                                      wall_time_s=float(seconds))
 
 
@@ -148,33 +154,41 @@ def phase_mediators(config: StudyConfig, task, result, *, progress: bool, log: C
     return table, time.perf_counter() - t0, kw["runs_per_call"]
 
 
-def fit_graphs(config: StudyConfig, table: pd.DataFrame, *, log: Callable[[str], None], bar=None) -> tuple[dict, dict]:
-    """Fit the hypergraph SCM and its pairwise twin (``causal.fit``) to the runs table."""
+def fit_graphs(config: StudyConfig, table: pd.DataFrame, *, log: Callable[[str], None], bar=None,
+               notes: list[str] | None = None) -> tuple[dict, dict]:
+    """Fit every candidate graph (``causal.fit``) to the runs table: ``({name: Fit}, {name: seconds})``."""
     import warnings
 
     from hgcnet_jax import causal
 
     fits, times = {}, {}
-    keys = StudyKeys.of(config.seed, num_graphs=len(GRAPHS)).fits
-    for i, (name, graph) in enumerate(graphs(config).items()):
-        log(f"causal fit ({name}): {config.causal.method.upper()}, {config.causal.num_chains} chain(s) × "
-            f"({config.causal.num_warmup} warm-up + {config.causal.num_samples}) on {len(table)} runs …")
+    keys = StudyKeys.of(config.seed, num_graphs=len(CANDIDATES)).fits
+    c = config.causal
+    for name, graph in graphs(config, table, notes=notes).items():
+        log(f"causal fit ({name}): {c.method.upper()}, {c.num_chains} chain(s) × "
+            f"({c.num_warmup} warm-up + {c.num_samples}) on {len(table)} runs …")
         t0 = time.perf_counter()
-        c = config.causal
         what = (f"fit {name}: NUTS {c.num_chains} chains x {c.num_warmup + c.num_samples} transitions"
                 if c.method == "nuts" else f"fit {name}: SVI")
         step(bar, what)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", causal.ConvergenceWarning)  # reported in the summary instead
             try:
-                fits[name] = causal.fit(graph, table, key=keys[i],
-                                        **fit_kwargs(config))
+                fits[name] = causal.fit(graph, table, key=keys[CANDIDATES.index(name)], **fit_kwargs(config))
             except causal.DataError as e:
                 raise ConfigError("mediators", f"the runs table cannot be fitted: {e}") from None
         times[name] = time.perf_counter() - t0
         log(f"causal fit ({name}): done in {times[name]:.1f} s")
         tick(bar, f"fit {name}")
     return fits, times
+
+
+def with_split_sizes(runs: pd.DataFrame, task) -> pd.DataFrame:
+    """``runs`` with ``n_train``, ``n_val``, ``n_test``: the examples of each split (the counts behind an accuracy)."""
+    runs = runs.copy()
+    for name, idx in task.splits.items():
+        runs[f"n_{name}"] = int(idx.shape[0])
+    return runs
 
 
 def run(
@@ -275,6 +289,7 @@ def run(
             check_trained(config, result.runs)
         with phase("mediators"):
             runs, t_med, per_call = phase_mediators(config, task, result, progress=progress, log=log)
+            runs = with_split_sizes(runs, task)
             m = config.mediators
             missing = [c for c in (m.noise, m.sharpness, m.complexity, m.outcome) if c not in runs.columns]
             if missing:  # validate() checked the names; this guards the measurement itself
@@ -296,8 +311,9 @@ def run(
                 why = "; ".join(notes) or "no run was left out"
                 raise ConfigError(problem[0], f"only {len(table)} of {len(runs)} runs can be fitted ({why}): "
                                               f"{problem[1]}. Lower train.lr or add seeds")
-        posteriors = [out / f"posterior_{g}.nc" for g in GRAPHS]
-        bar = causal_bar(config, progress)
+        fitted = list(graphs(config, table))
+        posteriors = [out / posterior_file(g) for g in fitted]
+        bar = causal_bar(config, progress, num_graphs=len(fitted))
         try:
             with alive(bar):
                 fits = None
@@ -305,20 +321,21 @@ def run(
                     done = StudyResult(out=out, config=config, runs=runs, summary={}, report=out / "report.html",
                                        resumed=())
                     try:
-                        fits = {g: done.fit(g) for g in GRAPHS}
+                        fits = {g: done.fit(g) for g in fitted}
                     except Exception as e:  # an unreadable posterior is refitted, never a dead end
                         log(f"causal fits: cannot rebuild them from {posteriors[0].parent} ({e}); refitting")
                 if fits is not None:
+                    graphs(config, table, notes=notes)  # the same notes as the fitting run
                     reuse("causal fits", posteriors[0].parent, record="fits")
                     t_fits = {"resumed": phases.data["fits"].get("seconds", float("nan"))}
-                    for g in GRAPHS:
+                    for g in fitted:
                         tick(bar, f"fit {g} (resumed)")
                 else:
                     with phase("causal fits"):
-                        fits, t_fits = fit_graphs(config, table, log=log, bar=bar)
+                        fits, t_fits = fit_graphs(config, table, log=log, bar=bar, notes=notes)
                         drop_after(out, "runs.parquet")
                         for name, f in fits.items():
-                            write_netcdf(f.idata, out / f"posterior_{name}.nc")
+                            write_netcdf(f.idata, out / posterior_file(name))
                         phases.done("fits", sum(t_fits.values()))
                         timings["causal fits"] = {"seconds": sum(t_fits.values()), "source": "computed"}
                 with phase("effects"):
@@ -346,7 +363,9 @@ def run(
 
         with phase("report"):
             t0 = time.perf_counter()
-            _build.build(summary, runs, out, graph=graphs(config)["hypergraph"])
+            table, _ = fit_table(runs, config)
+            answered = summary.get("criticism", {}).get("answered_by", "hypergraph")
+            _build.build(summary, runs, out, graph=graphs(config, table)[answered])
             phases.done("report", time.perf_counter() - t0)
         log(f"report: wrote {report_path}")
     return StudyResult(out=out, config=config, runs=runs, summary=summary, report=report_path,

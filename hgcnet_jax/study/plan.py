@@ -21,7 +21,7 @@ from hgcnet_jax.config import ConfigError, StudyConfig
 from hgcnet_jax.study.keys import StudyKeys
 
 __all__ = ["GRAPHS", "MEASURE_GROUPS", "build_task", "make_interventions", "runs_per_call", "minimum_runs", "validate",
-           "measure_kwargs", "graphs", "fit_table", "fit_kwargs", "check_trained", "count_problem",
+           "measure_kwargs", "graphs", "base_graph", "adjusted_column", "fit_table", "fit_kwargs", "check_trained", "count_problem",
            "validate_without_data"]
 
 
@@ -66,9 +66,29 @@ def make_interventions(config: StudyConfig):
     if t.momentum is not None:
         axes["momentum"] = t.momentum
     try:
-        return _train.grid(**axes), _train.Budget(epochs=t.epochs)
+        interventions = _train.grid(**axes)
     except (TypeError, ValueError) as e:
         raise ConfigError("train", str(e)) from None
+    return interventions, make_budget(config)
+
+
+def make_budget(config: StudyConfig):
+    """The :class:`hgcnet_jax.train.Budget` of ``train.budget`` (see :class:`~hgcnet_jax.config.TrainConfig`)."""
+    import inspect
+
+    from hgcnet_jax import train as _train
+
+    t = config.train
+    if t.budget == "steps":
+        return _train.Budget(steps=t.steps)
+    if t.budget == "convergence":
+        if "patience" not in inspect.signature(_train.Budget).parameters:
+            raise ConfigError("train.budget", "'convergence' needs early stopping, which this engine lacks")
+        try:
+            return _train.Budget(epochs=t.epochs, patience=t.patience)
+        except (TypeError, ValueError) as e:
+            raise ConfigError("train.patience", str(e)) from None
+    return _train.Budget(epochs=t.epochs)
 
 
 #: The mediators are measured in this many groups of runs (one progress step each) unless
@@ -222,31 +242,80 @@ def measure_kwargs(config: StudyConfig) -> dict[str, Any]:
 GRAPHS = ("hypergraph", "pairwise")
 
 
-def graphs(config: StudyConfig) -> dict:
-    """The paper's hypergraph over the configured columns, and its pairwise twin.
+def base_graph(config: StudyConfig, table: pd.DataFrame | None = None):
+    """The paper's hypergraph over the configured columns, with the configured forms and transforms.
 
-    ``Hypergraph.paper`` (B → N → S → C → G, {N, S} → C), with B on a log2 scale, the
-    mediators transformed by ``mediators.transform`` and, with ``causal.direct_edge``,
-    the direct edge B → G.
+    ``Hypergraph.paper`` (B → N → S → C → G, {N, S} → C) with B on a log2 scale, N, S, C
+    transformed by ``mediators.transform``, G by ``causal.outcome_transform`` (read from
+    ``<outcome>_adjusted`` when :func:`fit_table` had to move accuracies off 0 and 1),
+    with ``causal.direct_edge`` the direct edge B → G, the mediators' edges of form
+    ``causal.edge_form``, the edges out of B of form ``causal.treatment_form`` and the
+    hyperedge of form ``causal.hyperedge_form``.
     """
     from hgcnet_jax import causal
 
-    m = config.mediators
-    columns = {"B": "batch_size", "N": m.noise, "S": m.sharpness, "C": m.complexity, "G": m.outcome}
-    hyper = causal.Hypergraph.paper(columns, direct=config.causal.direct_edge)
-    if m.transform != "identity":
-        hyper = hyper.replace(variables=tuple(
-            dataclasses.replace(v, transform=m.transform) if v.name in ("N", "S", "C") else v for v in hyper.variables
-        ))
-    return {"hypergraph": hyper, "pairwise": hyper.pairwise()}
+    m, c = config.mediators, config.causal
+    g_col = m.outcome
+    if table is not None and adjusted_column(config) in table.columns:
+        g_col = adjusted_column(config)
+    columns = {"B": "batch_size", "N": m.noise, "S": m.sharpness, "C": m.complexity, "G": g_col}
+    mt = "identity" if m.transform == "identity" else m.transform
+    transforms = {"N": mt, "S": mt, "C": mt, "G": c.outcome_transform}
+    g = causal.Hypergraph.paper(columns, direct=c.direct_edge, edge_form=c.edge_form, hyperedge_form=c.hyperedge_form,
+                                transforms=transforms)
+    out_of_b = {e.label: c.treatment_form for e in g.edges if e.parent == "B"}
+    return g.with_forms(out_of_b) if out_of_b else g
+
+
+def graphs(config: StudyConfig, table: pd.DataFrame | None = None, *, notes: list[str] | None = None) -> dict:
+    """The study's candidate graphs, by name (``causal.candidates``, in that order).
+
+    ``"hypergraph"`` is :func:`base_graph`, ``"pairwise"`` its pairwise twin, the others
+    :func:`hgcnet_jax.causal.candidate_graphs` around it (added edges out of B of form
+    ``causal.treatment_form``). The step-count variants need ``table`` with a ``steps``
+    column that varies within a batch size (early stopping); otherwise they are left out,
+    with a sentence appended to ``notes``.
+    """
+    import warnings
+
+    from hgcnet_jax import causal
+
+    base = base_graph(config, table)
+    wanted = config.causal.candidates
+    steps = "steps" if table is not None and "steps" in table.columns else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cands = causal.candidate_graphs(base, steps=steps, table=table, edge_form=config.causal.treatment_form)
+    cands = {("hypergraph" if k == "paper" else k): v for k, v in cands.items()}
+    skipped = [w for w in wanted if w not in cands]
+    if skipped and notes is not None:
+        why = ("the step count is a function of the batch size in this sweep (train.budget = "
+               f"{config.train.budget!r}): B->C carries the budget path" if steps else "the runs table has no steps column")
+        notes.append(f"candidate graph(s) {', '.join(skipped)} not fitted: {why}")
+    del caught
+    return {w: cands[w].replace(name=w) for w in wanted if w in cands}
+
+
+def adjusted_column(config: StudyConfig) -> str:
+    """The column holding the outcome moved off 0 and 1 for a logit equation (see :func:`fit_table`)."""
+    return f"{config.mediators.outcome}_adjusted"
 
 
 def fit_table(runs: pd.DataFrame, config: StudyConfig) -> tuple[pd.DataFrame, list[str]]:
-    """The rows the causal model is fitted on, and a note for every dropped row.
+    """The rows the causal model is fitted on, and a note for every row left out or changed.
 
-    Diverged runs and runs with a non-finite (or, for log-transformed variables,
-    non-positive) value of a modelled column are dropped: their values say nothing
-    about the mechanism.
+    Diverged runs are left out (their values say nothing about the mechanism; the note
+    counts them by batch size). A non-finite value of a modelled column, or one outside
+    its transform's domain (a non-positive mediator under ``mediators.transform = 'log'``),
+    is an error that names the runs: no run is dropped without the user saying so
+    (choose another column or transform). With ``causal.outcome_transform = 'logit'``,
+    outcomes of exactly 0 or 1 (a test split classified perfectly) are moved by half a
+    count: the column ``<outcome>_adjusted`` holds ``(k + ½) / (n + 1)`` for every run,
+    ``k = outcome · n`` correct of the split's ``n`` examples (column ``n_<split>``), so
+    the logit is finite; it differs from the accuracy by less than ``1 / (n + 1)``.
+
+    Raises:
+        ConfigError: naming the field, the column and the runs.
     """
     m = config.mediators
     cols = [m.noise, m.sharpness, m.complexity, m.outcome]
@@ -258,19 +327,43 @@ def fit_table(runs: pd.DataFrame, config: StudyConfig) -> tuple[pd.DataFrame, li
             notes.append(f"{int(div.sum())} diverged run(s) left out of the causal fit "
                          f"(batch sizes {sorted(set(runs.loc[div, 'batch_size'].tolist()))})")
         keep &= ~div
+
+    def named(bad: np.ndarray) -> str:
+        ids = runs["run_id"].to_numpy()[bad] if "run_id" in runs else np.flatnonzero(bad)
+        bs = runs["batch_size"].to_numpy()[bad]
+        shown = ", ".join(f"{int(i)} (B={int(b)})" for i, b in zip(ids[:8], bs[:8], strict=True))
+        return shown + (f" and {bad.sum() - 8} more" if bad.sum() > 8 else "")
+
     for i, c in enumerate(cols):
+        field = ("mediators.noise", "mediators.sharpness", "mediators.complexity", "mediators.outcome")[i]
         v = runs[c].to_numpy(dtype=float)
         bad = ~np.isfinite(v) & keep
         if bad.any():
-            notes.append(f"{int(bad.sum())} run(s) with a non-finite {c} left out of the causal fit")
-        keep &= ~bad
+            raise ConfigError(field, f"{c} is not finite in run(s) {named(bad)}: the causal fit refuses them rather "
+                                     "than leave them out; choose another column or check those runs")
         if i < 3 and m.transform == "log":
             bad = (v <= 0) & keep
             if bad.any():
-                notes.append(f"{int(bad.sum())} run(s) with {c} <= 0 left out of the causal fit "
-                             "(mediators.transform = 'log'; use 'identity' to keep them)")
-            keep &= ~bad
-    return runs.loc[keep].reset_index(drop=True), notes
+                raise ConfigError("mediators.transform", (
+                    f"{c} <= 0 in run(s) {named(bad)}, outside the domain of mediators.transform = 'log'; "
+                    "the causal fit refuses them rather than leave them out: use --set mediators.transform=identity "
+                    f"or another {field} column"))
+    table = runs.loc[keep].reset_index(drop=True)
+    if config.causal.outcome_transform == "logit":
+        y = table[m.outcome].to_numpy(dtype=float)
+        if ((y <= 0) | (y >= 1)).any():
+            split = m.outcome.split("_")[0]
+            n_col = f"n_{split}"
+            if n_col not in table:
+                raise ConfigError("causal.outcome_transform", (
+                    f"{m.outcome} is 0 or 1 in some runs and the runs table has no {n_col!r} column to move them "
+                    "by half a count; use --set causal.outcome_transform=identity"))
+            n = table[n_col].to_numpy(dtype=float)
+            table[adjusted_column(config)] = (np.round(y * n) + 0.5) / (n + 1.0)
+            edge = int(((y <= 0) | (y >= 1)).sum())
+            notes.append(f"{edge} run(s) have {m.outcome} of exactly 0 or 1: the logit equation reads "
+                         f"{adjusted_column(config)} = (correct + 1/2) / ({n_col} + 1) for every run")
+    return table, notes
 
 
 def fit_kwargs(config: StudyConfig) -> dict[str, Any]:

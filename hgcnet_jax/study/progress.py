@@ -19,14 +19,15 @@ def log_to_stderr(msg: str) -> None:
     print(f"[hgcnet study] {msg}", file=sys.stderr, flush=True)
 
 
-def causal_bar(config: StudyConfig, progress: bool):
-    """A ``tqdm`` bar over the causal phase: one tick per NUTS fit (two, plus one per refutation) and query."""
+def causal_bar(config: StudyConfig, progress: bool, num_graphs: int = 2):
+    """A ``tqdm`` bar over the causal phase: one tick per NUTS fit and criticism (one each per candidate
+    graph), per query and per refutation."""
     if not progress:
         return None
     from tqdm.auto import tqdm
 
-    total = 2 + 4 + len(config.causal.refuters)
-    return tqdm(total=total, desc="causal (NUTS fits, queries)", unit="step", leave=False)
+    total = 2 * num_graphs + 4 + len(config.causal.refuters)
+    return tqdm(total=total, desc="causal (NUTS fits, criticism, queries)", unit="step", leave=False)
 
 
 @contextlib.contextmanager

@@ -34,8 +34,23 @@ def make_summary(*, diagnostics_ok: bool = True) -> dict:
     draws = list(np.random.default_rng(1).normal(0.03, 0.004, size=400))
     diag = dict(max_rhat=1.003 if diagnostics_ok else 1.31, min_ess_bulk=812.0 if diagnostics_ok else 9.0,
                 min_ess_tail=700.0, divergences=0 if diagnostics_ok else 17, ok=diagnostics_ok)
+    arms = [dict(batch_size=b, n_runs=3, arm_mean=m, arm_lo=m - 0.01, arm_hi=m + 0.01, model_mean=m - 0.001,
+                 model_lo=m - 0.011, model_hi=m + 0.009, p_value=0.5, p_adjusted=1.0, miss=False)
+            for b, m in zip(BATCH_SIZES, mean, strict=True)]
+    cand = dict(elpd=-120.5, se=6.1, d_elpd=0.0, max_pareto_k=0.4, arm_misses=0, rejected_independences=0,
+                falsification_p=0.2, ate_mean=0.0301, ate_lo=0.0231, ate_hi=0.0372)
+    criticism = {
+        "chosen": "hypergraph", "answered_by": "hypergraph", "trusted": True, "alpha": 0.05, "prob": 0.95,
+        "headline": "The causal model fits the experiment: <test headline>",
+        "candidates": [dict(cand, candidate="hypergraph", ok=True, chosen=True, reasons=[]),
+                       dict(cand, candidate="pairwise", elpd=-124.0, d_elpd=-3.5, ok=False, chosen=False,
+                            arm_misses=1, reasons=["arm B=128: <test reason>"])],
+        "arms": {"hypergraph": arms, "pairwise": arms},
+        "independences": {}, "falsification": {}, "predictive_flagged": {}, "lobo": None, "not_identified": [],
+    }
     return {
         "version": "0.1.0",
+        "criticism": criticism,
         "fingerprint": "0123456789abcdef" * 4,
         "title": "Batch-size study: gcn on csbm <test>",
         "subtitle": "4 batch sizes x 3 seeds",

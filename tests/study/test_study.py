@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from hgcnet_jax import cli, study
+from hgcnet_jax import causal, cli, study
 from hgcnet_jax.config import StudyConfig, preset
-from hgcnet_jax.report import FIGURES
+from hgcnet_jax.report import FIGURES, html
+from hgcnet_jax.study import summary as _summary
 
 pytestmark = pytest.mark.slow
 
@@ -105,13 +108,21 @@ def test_summary_is_consistent_with_the_runs(tiny_study):
                       atol=1e-6)
     rec = s["recommendation"]
     assert rec["best_batch_size"] in (8, 16, 32) and rec["current_batch_size"] == 32
-    best_i = [8, 16, 32].index(rec["best_batch_size"])
-    assert rec["best_mean"] == pytest.approx(max(iv["curves"]["hypergraph"]["mean"]))
-    assert rec["best_mean"] == pytest.approx(iv["curves"]["hypergraph"]["mean"][best_i])
+    crit = s["criticism"]
+    answered = crit["answered_by"]
+    assert rec["source"] == ("model" if crit["trusted"] else "arms")
+    assert rec["best_mean"] == pytest.approx(max(rec["mean_by_batch_size"].values()))
+    if rec["source"] == "model":  # the chosen graph's E[G | do(B)] curve drives it
+        assert crit["chosen"] == answered
+        assert list(rec["mean_by_batch_size"].values()) == pytest.approx(iv["curves"][answered]["mean"])
+    else:  # the arm means drive it
+        assert crit["chosen"] is None
+        assert list(rec["mean_by_batch_size"].values()) == pytest.approx(iv["observed_mean"])
+    assert a["graph"] == answered and s["effects"]["graph"] == answered
     tpe = (runs["wall_time_s"] / runs["epochs"]).groupby(runs["batch_size"]).median()
     assert rec["time_per_epoch_s"] == pytest.approx({str(b): tpe.loc[b] for b in (8, 16, 32)})
     assert [r["name"] for r in s["refutations"]] == ["placebo treatment"]
-    assert set(s["diagnostics"]["models"]) == {"hypergraph", "pairwise"}
+    assert set(s["diagnostics"]["models"]) == set(TINY.causal.candidates)
     # a short MCMC: the diagnostics verdict and the warnings agree
     assert s["diagnostics"]["ok"] == (not any("MCMC diagnostics are poor" in w for w in s["warnings"]))
 
@@ -196,7 +207,7 @@ def test_a_finished_study_rebuilds_its_fits_from_the_folder(tiny_study):
     loaded = study.load(result.out)
     s = loaded.summary
     a = s["ate"]
-    for graph, expected in (("hypergraph", a), ("pairwise", s["ate_pairwise"])):
+    for graph, expected in ((a["graph"], a), ("pairwise", s["ate_pairwise"])):
         fit = loaded.fit(graph)
         assert isinstance(fit, causal.Fit) and fit.num_rows == len(study.fit_table(result.runs, TINY)[0])
         assert fit.num_draws == TINY.causal.num_chains * TINY.causal.num_samples
@@ -327,3 +338,101 @@ def test_posteriors_that_cannot_be_rebuilt_are_refitted_not_a_dead_end(tiny_stud
     with pytest.raises(study.StudyPhaseError, match="causal fits phase failed: refitting"):
         study.run(TINY, out=copy, progress=False, log=logs.append)
     assert any("cannot rebuild them" in line and "older version" in line for line in logs)
+
+
+# ---------------------------------------------------------------------------- issue 14: criticism in the study
+
+
+def _outcome_numbers(s: dict):
+    """Every number of the summary that is a value of the outcome (an accuracy) or an interval of one."""
+    iv = s["interventional"]
+    for c in iv["curves"].values():
+        yield from (*c["mean"], *c["lo"], *c["hi"])
+    yield from (*iv["observed_mean"], *iv["observed_lo"], *iv["observed_hi"])
+    r = s["recommendation"]
+    yield from (r["best_mean"], r["best_lo"], r["best_hi"], r["current_mean"])
+    for k in ("mean_by_batch_size", "lo_by_batch_size", "hi_by_batch_size"):
+        yield from r[k].values()
+    for rows in s["criticism"]["arms"].values():
+        for a in rows:
+            yield from (a["arm_mean"], a["arm_lo"], a["arm_hi"], a["model_mean"], a["model_lo"], a["model_hi"])
+
+
+def test_every_candidate_is_criticised_against_the_arms_and_no_accuracy_leaves_0_1(tiny_study):
+    result, _ = tiny_study
+    s = json.loads((result.out / "summary.json").read_text())
+    crit = s["criticism"]
+    names = [r["candidate"] for r in crit["candidates"]]
+    assert sorted(names) == sorted(TINY.causal.candidates)
+    elpd = [r["elpd"] for r in crit["candidates"]]
+    assert elpd == sorted(elpd, reverse=True)  # ranked by PSIS-LOO
+    table, _ = study.fit_table(result.runs, TINY)
+    arm_means = table.groupby("batch_size")[s["outcome_column"]].mean()
+    for name in names:
+        rows = crit["arms"][name]
+        assert [r["batch_size"] for r in rows] == [8, 16, 32]
+        np.testing.assert_allclose([r["arm_mean"] for r in rows], arm_means.to_numpy(), rtol=1e-6)
+        for r in rows:
+            assert r["arm_lo"] <= r["arm_mean"] <= r["arm_hi"] and r["model_lo"] <= r["model_mean"] <= r["model_hi"]
+    passing = [r["candidate"] for r in crit["candidates"] if r["ok"]]
+    assert crit["chosen"] == (passing[0] if passing else None)
+    assert crit["trusted"] == bool(passing)
+    # a logit equation for G: no accuracy anywhere outside [0, 1]
+    values = np.asarray(list(_outcome_numbers(s)), dtype=float)
+    assert values.size > 50 and np.all((values >= 0) & (values <= 1))
+    # the first screen: the verdict comes before the recommendation
+    page = (result.out / "report.html").read_text()
+    assert 0 < page.index('id="criticism"') < page.index('id="recommendation"')
+    assert crit["headline"].split(":")[0] in page
+
+
+def test_a_misfit_is_said_first_and_the_arms_drive_the_recommendation(tiny_study, monkeypatch):
+    """When no candidate passes, the report says so first and recommends the best arm mean, in [0, 1]."""
+    result, _ = tiny_study
+    loaded = study.load(result.out)
+    fits = {g: loaded.fit(g) for g in TINY.causal.candidates}
+    table, notes = study.fit_table(result.runs, TINY)
+    real = causal.search_graphs
+
+    def none_passes(*args, **kwargs):
+        found = real(*args, **kwargs)
+        return dataclasses.replace(found, chosen=None, table=found.table.assign(ok=False, chosen=False))
+
+    monkeypatch.setattr(causal, "search_graphs", none_passes)
+    config = TINY.override({"causal.refuters": []})
+    s = _summary.summarise(config, result.runs, table, fits, notes=notes)
+    crit, rec = s["criticism"], s["recommendation"]
+    assert crit["chosen"] is None and not crit["trusted"]
+    assert crit["headline"].startswith("MISFIT") and s["warnings"][0] == crit["headline"]
+    arms = table.groupby("batch_size")[s["outcome_column"]].mean()
+    assert rec["source"] == "arms" and rec["graph"] is None
+    assert rec["best_batch_size"] == int(arms.idxmax())
+    assert rec["best_mean"] == pytest.approx(float(arms.max()))
+    assert 0.0 <= rec["best_lo"] <= rec["best_mean"] <= rec["best_hi"] <= 1.0
+    assert s["ate"]["trusted"] is False and s["effects"]["trusted"] is False
+    page = html.render(s, {})
+    assert page.index("Causal model MISFIT") < page.index('id="recommendation"')
+    assert "design-based" in page and 'id="effects-untrusted"' in page and 'id="ate-untrusted"' in page
+
+
+def test_a_causal_only_change_keeps_the_runs_and_recomputes_the_causal_phase(tiny_study, tmp_path):
+    result, _ = tiny_study
+    copy = tmp_path / "copy"
+    shutil.copytree(result.out, copy)
+    config = TINY.override({"causal.candidates": ["hypergraph", "pairwise"], "causal.refuters": ["holdout_seeds"]})
+    logs: list[str] = []
+    again = study.run(config, out=copy, progress=False, log=logs.append)
+    assert {"sweep"} <= set(again.resumed) and "causal" not in again.resumed
+    assert any(line.startswith("sweep: resumed") for line in logs)
+    assert not any(line.startswith("sweep: done") or line.startswith("mediators: done") for line in logs)
+    pd.testing.assert_frame_equal(again.runs, result.runs)
+    s = again.summary
+    assert [r["candidate"] for r in s["criticism"]["candidates"]].count("B->C") == 0
+    assert not (copy / study.folder.posterior_file("B->C")).exists()  # the old fit went with its phase
+    ref = s["refutations"]
+    assert [r["name"] for r in ref] == ["holdout seeds"] and isinstance(ref[0]["passed"], bool)
+    saved = json.loads((copy / "config.json").read_text())
+    assert saved["fingerprint"] == config.fingerprint() and "causal.candidates" in saved["changed"]
+    # a change to the training is still refused
+    with pytest.raises(study.StudyFolderError, match="train.epochs"):
+        study.run(config.override({"train.epochs": 3}), out=copy, progress=False, log=None)
