@@ -133,9 +133,10 @@ class MeasureConfig:
             The settings left at ``None`` (``runs_per_call``, ``vmap_width``, ``chunk_size``)
             are reduced, in that order, until a call fits; explicit ones are kept.
         trajectory: the trajectory noise columns ``noise_traj_*`` (with ``"noise"``):
-            ``None`` (default) computes them when the sweep saved checkpoints
-            (``sweep(..., trajectory=K)``) and lists them in :attr:`columns` (the table
-            has them only then); ``True`` requires the checkpoints; ``False`` skips them.
+            ``True`` requires a sweep that saved checkpoints (``sweep(..., trajectory=K)``)
+            and lists the columns in :attr:`columns`; ``None`` (default) adds them when the
+            sweep saved checkpoints (not listed in :attr:`columns`, which holds the columns
+            every table of these settings has); ``False`` skips them.
     """
 
     mediators: tuple[str, ...] = MEDIATORS
@@ -189,15 +190,15 @@ class MeasureConfig:
     def columns(self) -> tuple[str, ...]:
         """Every column :func:`measure` may add with these settings, in table order.
 
-        The ``noise_traj_*`` columns are listed unless ``trajectory`` is ``False``; with
-        ``trajectory=None`` the table holds them only when the sweep saved checkpoints.
+        The ``noise_traj_*`` columns are listed with ``trajectory=True`` (and ``"noise"``)
+        only: with ``trajectory=None`` a table has them only when the sweep saved checkpoints.
         """
         cols = []
         for m in self.mediators:
             cols += COLUMNS[m]
         if "noise" in self.mediators and "sharpness" in self.mediators:
             cols += COLUMNS["noise+sharpness"]
-        if "noise" in self.mediators and self.trajectory is not False:
+        if "noise" in self.mediators and self.trajectory:
             cols += COLUMNS["noise_traj"]
         return tuple(cols)
 
@@ -468,7 +469,8 @@ def measure(
         # hyperparameters, not measurements: exact
         table["noise_temperature_se"] = 0.0
         table["noise_temperature_scaled_se"] = 0.0
-    table = table[list(runs.columns) + [c for c in cfg.columns if c in table]]
+    listed = list(cfg.columns) + [c for c in COLUMNS["noise_traj"] if c not in cfg.columns]  # None: when measured
+    table = table[list(runs.columns) + [c for c in listed if c in table]]
     table.attrs["measure_plan"] = plan
     return table
 

@@ -134,9 +134,12 @@ def _trace_cov_by_hand(W, x, y):
 
 def test_trajectory_noise_is_the_hand_computed_average_over_the_checkpoints(task, traj):
     table = md.measure(task, traj, key=jax.random.key(1), mediators=("noise",), noise_bootstrap=4)
-    cols = md.MeasureConfig(mediators=("noise",)).columns
+    cols = md.MeasureConfig(mediators=("noise",), trajectory=True).columns
     for c in ("noise_traj_mean", "noise_traj_final"):
-        assert c in cols and md.error_column(c) in cols and c in table
+        assert c in cols and md.error_column(c) in cols and c in table and md.error_column(c) in table
+        # listed only when required: the default settings list the columns every table has
+        assert c not in md.MeasureConfig(mediators=("noise",)).columns
+    assert list(table.columns[-4:]) == list(md.COLUMNS["noise_traj"])
     idx = np.asarray(task.splits["train"])
     x = np.asarray(task.data["inputs"], np.float64)[idx]
     y = np.asarray(task.data["y"])[idx]
