@@ -29,11 +29,13 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["Intervention", "grid", "Budget", "OPTIMIZERS", "LR_SCALINGS", "REG_SCOPES"]
+__all__ = ["Intervention", "grid", "Budget", "OPTIMIZERS", "LR_SCALINGS", "REG_SCOPES", "MONITORS"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 LR_SCALINGS = ("fixed", "linear", "sqrt")
 REG_SCOPES = ("all", "weights", "first_layer")
+#: Metrics early stopping can monitor, and whether higher is better.
+MONITORS = ("val_acc", "val_loss")
 
 
 def _check_nonneg(name: str, v: Any) -> None:
@@ -149,7 +151,7 @@ def grid(**axes: Any) -> list[Intervention]:
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    """How long every run trains: exactly one of ``epochs``, ``steps`` or ``examples``.
+    """How long every run trains: exactly one of ``epochs``, ``steps`` or ``examples``, optionally with early stopping.
 
     An epoch is ``floor(n_train / batch_size)`` steps: each epoch is a fresh seeded
     permutation of the training examples and the last partial batch is dropped
@@ -158,27 +160,44 @@ class Budget:
     take the same number of updates (equal-step); with ``examples`` they take
     ``floor(examples / batch_size)`` steps.
 
+    Early stopping ("convergence" budget): with ``patience=P`` the budget above is the
+    most a run may train; the ``monitor`` metric is evaluated at the metric cadence and a
+    run stops once it has not improved on its best for ``P`` consecutive evaluations
+    (``val_acc``: strictly higher; ``val_loss``: strictly lower). A stopped run's
+    parameters and optimiser state stay frozen at the stop (its final parameters are those
+    at the stop, not the best ones) while the other runs of its bucket go on; the runs
+    table then records the steps each run took (see :func:`hgcnet_jax.train.sweep`).
+
     Attributes:
         epochs: number of epochs.
         steps: number of steps.
         examples: number of examples seen.
         eval_every: metric cadence in steps; ``None`` = once per epoch. The metrics
             of the final parameters are always recorded.
+        patience: evaluations without improvement before a run stops; ``None``
+            (default): no early stopping. Needs a validation split.
+        monitor: the metric early stopping watches, ``"val_acc"`` (default) or ``"val_loss"``.
     """
 
     epochs: int | None = None
     steps: int | None = None
     examples: int | None = None
     eval_every: int | None = None
+    patience: int | None = None
+    monitor: str = "val_acc"
 
     def __post_init__(self) -> None:
         given = [n for n in ("epochs", "steps", "examples") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError(f"Budget: give exactly one of epochs, steps or examples (got {given or 'none'})")
-        for n in ("epochs", "steps", "examples", "eval_every"):
+        for n in ("epochs", "steps", "examples", "eval_every", "patience"):
             v = getattr(self, n)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f"Budget.{n} must be an int >= 1, got {v!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"Budget.monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if self.patience is None and self.monitor != "val_acc":
+            raise ValueError(f"Budget.monitor={self.monitor!r} is only used with early stopping; set Budget.patience")
 
     def steps_per_epoch(self, batch_size: int, n_train: int) -> int:
         """``floor(n_train / batch_size)``; raises if the batch is larger than the training set."""
@@ -206,7 +225,11 @@ class Budget:
         return self.eval_every if self.eval_every is not None else self.steps_per_epoch(batch_size, n_train)
 
     def as_dict(self) -> Mapping[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as a dict; ``patience`` and ``monitor`` only with early stopping."""
+        d = dataclasses.asdict(self)
+        if self.patience is None:
+            del d["patience"], d["monitor"]
+        return d
 
 
 def as_interventions(interventions: Intervention | Iterable[Intervention]) -> list[Intervention]:

@@ -33,6 +33,16 @@ loss and accuracy, plus the mean minibatch loss of the period); no host callback
 runs per step. The host loops over *chunks* of periods, which is where the
 progress bar advances and checkpoints are written.
 
+Early stopping (``Budget(patience=P)``): the carry of each replica holds an ``active``
+flag, its best monitored value and the evaluations since it improved; a step runs
+only while the replica is active (``lax.cond`` on the flag: a stopped replica's
+parameters, optimiser state and batch-norm statistics are frozen, exactly, at the
+step of its stop, while it keeps being evaluated), and the flag drops at the end of the
+period whose evaluation is the ``P``-th in a row without improvement. Each replica's
+stop depends only on its own trajectory, so a run stops where it would alone, and
+its final parameters are those of a fixed budget of that many steps with the same key.
+Without ``patience`` the program is the fixed-budget one, unchanged.
+
 Divergence: a replica whose minibatch loss or updated parameters are not finite
 is frozen at its last finite parameters, flagged ``diverged`` with the step, and
 keeps being evaluated; the other replicas of its bucket are unaffected. A replica
@@ -142,7 +152,11 @@ class SweepResult:
     Attributes:
         task: the :class:`Task` that was trained.
         runs: one row per run: the intervention's values, ``lr_effective``, ``bucket``,
-            ``steps``, ``epochs``, final metrics (``train_loss``, ``train_acc``, ``val_acc``,
+            ``steps`` (the optimiser steps the run took) and ``epochs`` (the same in epochs;
+            with early stopping, ``Budget(patience=P)``, they vary from run to run, and the
+            table gains ``stopped_early`` (it stopped before the budget's end) and
+            ``best_val_acc`` (``best_val_loss`` with ``monitor="val_loss"``): the best
+            monitored value among the evaluations it trained through), final metrics (``train_loss``, ``train_acc``, ``val_acc``,
             ``test_acc``, …), ``diverged``, ``diverged_step`` (−1 if none), ``wall_time_s``
             (the bucket's warm wall time — its XLA compilation excluded — divided by its
             number of runs), ``bucket_wall_time_s`` and ``bucket_compile_time_s`` (the
@@ -271,6 +285,8 @@ class _Plan:
     use_noise: bool
     vmap_width: int | None = None
     saves: int = 0  # trajectory slots per chunk (0: no trajectory buffer in the program)
+    patience: int | None = None  # early stopping (None: none, the program of a fixed budget)
+    monitor: str = "val_acc"
 
     @property
     def chunks(self) -> int:
@@ -394,7 +410,12 @@ def _program(carry, hp, data, masks, first_period, slots, *, spec: TaskSpec, pla
     def period(cb, pi, hp):  # one replica, one metric period
         def one(cb, t):
             c, buf = cb
-            c = jax.lax.cond(t < T, lambda c: step(c, hp, data, t), lambda c: c, c)
+            if plan.patience is None:
+                c = jax.lax.cond(t < T, lambda c: step(c, hp, data, t), lambda c: c, c)
+            else:  # a stopped replica is frozen: no update of parameters, optimiser state or counters
+                go = (t < T) & c["active"]
+                c = jax.lax.cond(go, lambda c: {**c, **step(c, hp, data, t)}, lambda c: c, c)
+                c = dict(c, steps_done=c["steps_done"] + go.astype(jnp.int32))
             if plan.saves:
                 now = {"params": c["params"], "mstate": c["mstate"]}
                 buf = jax.tree.map(lambda b, x: jax.lax.dynamic_update_index_in_dim(b, x, slots[t], 0), buf, now)
@@ -403,6 +424,14 @@ def _program(carry, hp, data, masks, first_period, slots, *, spec: TaskSpec, pla
         (c, buf), _ = jax.lax.scan(one, cb, pi * E + jnp.arange(E))
         ms = metrics(c, data)
         c = dict(c, bl_sum=jnp.zeros_like(c["bl_sum"]), bl_n=jnp.zeros_like(c["bl_n"]))
+        if plan.patience is not None:
+            # higher is better on the score: val_acc as is, val_loss negated; NaN never improves
+            score = ms[METRICS.index(plan.monitor)] * (1.0 if plan.monitor == "val_acc" else -1.0)
+            counted = c["active"] & (pi * E < T)  # an evaluation of a running replica within the budget
+            better = counted & (score > c["best"])
+            since = jnp.where(counted, jnp.where(better, 0, c["since"] + 1), c["since"])
+            c = dict(c, best=jnp.where(better, score, c["best"]), since=since,
+                     active=c["active"] & (since < plan.patience))
         return (c, buf), ms
 
     def chunk(c, hp):  # one replica, the whole chunk
@@ -613,7 +642,10 @@ def sweep(
         task: from :func:`make_task`.
         interventions: an :class:`Intervention` or an iterable of them (e.g. :func:`grid`);
             ``run_id`` is the position in this list.
-        budget: how long each run trains (:class:`Budget`).
+        budget: how long each run trains (:class:`Budget`); with ``Budget(patience=P)`` the
+            most it may train, each run stopping on its own validation trajectory (see the
+            module docstring; the runs table then has each run's ``steps``, ``stopped_early``
+            and ``best_val_acc``; final parameters are those at the stop).
         key: the sweep's PRNG key (keyword-only).
         mesh: optional 1-D device mesh (:func:`make_mesh`); the replica axis of each
             bucket is sharded over it (padded to a multiple of its size), the data replicated.
@@ -635,7 +667,9 @@ def sweep(
             ``K ×`` (parameters + state) per run on the host, and on the device one buffer
             of (the most checkpoints falling in one chunk + 1) copies per replica of the
             bucket. A resumable sweep checkpoints the saved ones with its carry, so a
-            resumed sweep returns the same checkpoints bit for bit.
+            resumed sweep returns the same checkpoints bit for bit. The steps are those of
+            the budget's ``T``; under early stopping a run's checkpoints after its stop are
+            its frozen (final) parameters.
 
     Returns:
         A :class:`SweepResult`.
@@ -644,7 +678,8 @@ def sweep(
         TypeError / ValueError: for invalid arguments (a ``key`` that is not one PRNG key:
             TypeError), a batch size larger than the
             training split, a ``trajectory`` that is not an int in ``[1, T]`` for every
-            bucket's step count ``T``, or a ``checkpoint_dir`` holding another sweep.
+            bucket's step count ``T``, ``Budget.patience`` on a task without a validation
+            split, or a ``checkpoint_dir`` holding another sweep.
     """
     if not isinstance(task, Task):
         raise TypeError(f"sweep: task must be a Task (see make_task), got {type(task).__name__}")
@@ -660,6 +695,11 @@ def sweep(
     n_train = int(task.splits["train"].shape[0])
     for r in runs:
         budget.steps_per_epoch(r.batch_size, n_train)  # raises for a batch larger than the split
+    if budget.patience is not None and int(np.size(task.splits.get("val", ()))) == 0:
+        raise ValueError(
+            "Budget.patience: early stopping monitors the validation split, and this task has none; "
+            "give the dataset a 'val' split or drop Budget.patience"
+        )
     if trajectory is not None:
         for B in sorted({r.batch_size for r in runs}):
             trajectory_steps(budget.total_steps(B, n_train), trajectory)  # raises for K > T
@@ -685,7 +725,8 @@ def sweep(
         ppc = max(1, min(periods, chunk_steps // E))
         sp = _save_plan(T, ppc * E, -(-periods // ppc), trajectory)
         save_plans.append(sp)
-        plans.append(_Plan(B, n_train, spe, T, E, periods, ppc, use_sam, use_noise, width, sp.saves))
+        plans.append(_Plan(B, n_train, spe, T, E, periods, ppc, use_sam, use_noise, width, sp.saves,
+                           budget.patience, budget.monitor))
 
     data = {**task.data, "train": task.splits["train"], "splits": dict(task.splits)}
     if mesh is not None:
@@ -703,6 +744,9 @@ def sweep(
             hp = {k: np.concatenate([v, v[pad]]) for k, v in _hp_arrays(brs).items()}
             seeds = np.asarray([r.seed for r in brs] + [brs[0].seed] * (Rp - R), np.int32)
             carry = _init_carry(task, key, seeds, n_train)
+            if plan.patience is not None:
+                carry = dict(carry, active=jnp.ones((Rp,), bool), best=jnp.full((Rp,), -jnp.inf, jnp.float32),
+                             since=jnp.zeros((Rp,), jnp.int32), steps_done=jnp.zeros((Rp,), jnp.int32))
             masks = _reg_masks(jax.eval_shape(task.init, jax.random.key(0)))
             if mesh is not None:
                 rs = _sharding.replica_sharding(mesh)
@@ -769,6 +813,14 @@ def sweep(
             alive = _to_host(carry["alive"])[:R]
             div_step = _to_host(carry["div_step"])[:R]
             finals[b], states[b] = final, mstate
+            run_steps = [plan.total_steps] * R
+            early_columns = lambda i: {}  # noqa: E731
+            if plan.patience is not None:
+                run_steps = [int(v) for v in _to_host(carry["steps_done"])[:R]]
+                best = _to_host(carry["best"])[:R] * (1.0 if plan.monitor == "val_acc" else -1.0)
+
+                def early_columns(i, best=best, run_steps=run_steps, T=plan.total_steps):
+                    return {"stopped_early": run_steps[i] < T, f"best_{plan.monitor}": float(best[i])}
             if kept is not None:
                 saved[b] = jax.tree.map(lambda a: a[:R], kept)
                 saved_steps[b] = sp.steps
@@ -785,9 +837,10 @@ def sweep(
                         "bucket": b,
                         **{k: v for k, v in r.as_dict().items()},
                         "lr_effective": r.effective_lr,
-                        "steps": plan.total_steps,
-                        "epochs": plan.total_steps / plan.steps_per_epoch,
+                        "steps": run_steps[i],
+                        "epochs": run_steps[i] / plan.steps_per_epoch,
                         **last_m,
+                        **early_columns(i),
                         "diverged": diverged,
                         "diverged_step": diverged_step,
                         "wall_time_s": wall / R,
