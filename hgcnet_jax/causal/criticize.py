@@ -53,7 +53,9 @@ checks on one :class:`~hgcnet_jax.causal.Fit` and returns a :class:`Criticism`:
 statement is rejected (Holm-adjusted ``p < alpha``); the falsification test is not
 rejected; no predictive check has ``p < alpha / (number of checks)`` (Bonferroni:
 posterior predictive p-values are conservative, so this flags only gross misfit); and,
-when run, no leave-one-out arm misses. :attr:`Criticism.reasons` names each failure.
+when run, no leave-one-out arm misses; and every mediator is identified (its measurement
+error below its spread across arms, :mod:`~hgcnet_jax.causal.identify`; the others are
+:attr:`Criticism.not_identified`). :attr:`Criticism.reasons` names each failure.
 
 :func:`holdout_check` is a refuter in the same spirit: fit on some seeds, predict the
 held-out seeds' arm means.
@@ -78,6 +80,7 @@ from hgcnet_jax._keys import check_key as _check_key
 from .effects import _check_fit, _check_prob, interventional_mean, simulate
 from .fit import Fit, FitConfig
 from .hypergraph import Hypergraph
+from .identify import identification, not_identified_message
 from .inference import fit_many
 
 __all__ = [
@@ -141,6 +144,10 @@ class Criticism:
         alpha: Significance level of the tests.
         ok: The verdict (module docstring).
         reasons: One sentence per failed check (empty when ``ok``).
+        not_identified: The columns of the mediators whose measurement error is as large
+            as their spread across arms (:func:`~hgcnet_jax.causal.identify.identification`):
+            each is a reason, and no effect through them is a finding.
+        identification: The identification table behind ``not_identified``.
     """
 
     graph: str
@@ -155,6 +162,8 @@ class Criticism:
     alpha: float
     ok: bool
     reasons: tuple[str, ...]
+    not_identified: tuple[str, ...] = ()
+    identification: pd.DataFrame | None = None
 
     def summary(self) -> str:
         """A few lines for logs and reports."""
@@ -446,10 +455,13 @@ def criticize(
                 reasons.append(f"leave-one-out: refitted without {col}={r.batch_size}, the model predicts "
                                f"{r.pred_mean:.4g} [{r.pred_lo:.4g}, {r.pred_hi:.4g}] against the arm's "
                                f"{r.arm_mean:.4g} [{r.arm_lo:.4g}, {r.arm_hi:.4g}]")
+    ident = fit.identification if fit.identification is not None else identification(g, table)
+    bad = ident[~ident["identified"]]
+    reasons += [not_identified_message(r, col) for r in bad.itertuples()]
     return Criticism(
         graph=g.name, treatment=t, outcome=outcome, arms=arms, independences=independences,
         falsification=falsification, predictive=predictive, lobo=lobo_table, prob=prob, alpha=float(alpha),
-        ok=not reasons, reasons=tuple(reasons),
+        ok=not reasons, reasons=tuple(reasons), not_identified=tuple(bad["column"]), identification=ident,
     )
 
 

@@ -62,6 +62,12 @@ class Scaling:
         return var.inverse(np.asarray(z, dtype=np.float64) * self.std[name] + self.mean[name])
 
 
+def _which_runs(data: pd.DataFrame, rows: np.ndarray) -> str:
+    """``"run_id 3, 7"`` (or ``"row 3, 7"`` without a ``run_id`` column) for row positions ``rows``."""
+    ids = data["run_id"].to_numpy()[rows] if "run_id" in data.columns else rows
+    return ("run_id " if "run_id" in data.columns else "row ") + ", ".join(map(str, ids.tolist()))
+
+
 def prepare(graph: Hypergraph, data: pd.DataFrame, *, min_rows: int = MIN_ROWS) -> tuple[Inputs, dict, Scaling]:
     """Validate a runs table against ``graph`` and standardise it.
 
@@ -123,8 +129,7 @@ def prepare(graph: Hypergraph, data: pd.DataFrame, *, min_rows: int = MIN_ROWS) 
             raise DataError(f"column {v.column!r} (variable {v.name}) must be numeric{hint}") from None
         bad = np.flatnonzero(~np.isfinite(raw))
         if bad.size:
-            ids = data["run_id"].to_numpy()[bad] if "run_id" in data.columns else bad
-            which = ("run_id " if "run_id" in data.columns else "row ") + ", ".join(map(str, ids.tolist()))
+            which = _which_runs(data, bad)
             raise DataError(
                 f"column {v.column!r} (variable {v.name}) has {bad.size} non-finite value(s) (NaN/inf) at "
                 f"{which}: a mediator is NaN where its estimate is undefined (see mediators.measure); "
@@ -134,7 +139,8 @@ def prepare(graph: Hypergraph, data: pd.DataFrame, *, min_rows: int = MIN_ROWS) 
         if out.size:
             raise DataError(
                 f"column {v.column!r} (variable {v.name}) has {out.size} value(s) outside the domain of its "
-                f"{v.transform!r} transform ({v.domain_text}), first at row {int(out[0])}: {raw[out[0]]!r}"
+                f"{v.transform!r} transform ({v.domain_text}), first at row {int(out[0])}: {raw[out[0]]!r}; "
+                f"runs: {_which_runs(data, out)}"
             )
         z = v.forward(raw)
         s = float(np.std(z))

@@ -29,6 +29,7 @@ import pandas as pd
 from .convergence import extreme, summarise
 from .data import Inputs, Scaling, prepare
 from .hypergraph import Hypergraph
+from .identify import identification
 from .model import Layout, make_model
 
 __all__ = ["FitConfig", "Fit", "posterior_attrs"]
@@ -157,6 +158,10 @@ class Fit:
         num_divergences: Divergent NUTS transitions after warm-up (0 for SVI).
         wall_time_s: Seconds spent in inference.
         key: The PRNG key the fit used (refutations derive theirs from it).
+        identification: One row per mediator, its measurement error against its spread
+            across arms (:func:`~hgcnet_jax.causal.identify.identification`); the fit
+            warned (:class:`~hgcnet_jax.causal.MediatorNotIdentifiedWarning`) for each
+            row with ``identified`` false.
     """
 
     graph: Hypergraph
@@ -173,6 +178,7 @@ class Fit:
     num_divergences: int
     wall_time_s: float
     key: jax.Array = dataclasses.field(repr=False)
+    identification: pd.DataFrame | None = dataclasses.field(default=None, repr=False)
 
     @property
     def num_draws(self) -> int:
@@ -264,6 +270,7 @@ class Fit:
             num_divergences=int(np.asarray(stats["diverging"]).sum()) if stats is not None and "diverging" in stats else 0,
             wall_time_s=float(wall_time_s),
             key=_key_from_attrs(post.attrs),
+            identification=identification(graph, data),
         )
 
     def __repr__(self) -> str:

@@ -35,6 +35,7 @@ from .convergence import ConvergenceWarning, diagnostics, summarise
 from .data import Inputs, prepare
 from .fit import Fit, FitConfig, posterior_attrs
 from .hypergraph import Hypergraph
+from .identify import MediatorNotIdentifiedWarning, identification, not_identified_message
 from .model import SCM, make_model, pointwise_log_likelihood
 
 __all__ = ["fit", "fit_many"]
@@ -122,7 +123,9 @@ def _assemble(graph, data, config, scm: SCM, inputs, observed, scaling, grouped,
         num_divergences=0 if diverging is None else int(np.asarray(diverging).sum()),
         wall_time_s=wall,
         key=key,
+        identification=identification(graph, data),
     )
+    _warn_if_not_identified(result)
     if config.method == "nuts":
         _warn_if_bad(result)
     return result
@@ -156,6 +159,10 @@ def fit(
         TypeError, DataError, HypergraphError: for bad inputs, before inference.
 
     Warns:
+        MediatorNotIdentifiedWarning: for each mediator whose measurement error (its
+            ``<column>_se`` / ``<column>_err`` column) is as large as its spread across
+            the treatment's arms, naming the column and the runs (recorded on
+            ``Fit.identification``; :func:`~hgcnet_jax.causal.criticize` fails on it).
         ConvergenceWarning: with the problems :func:`~hgcnet_jax.causal.diagnostics`
             finds (NUTS): r_hat above ``config.max_r_hat``, a bulk or tail effective
             sample size below ``config.min_ess_per_chain × num_chains``, or divergent
@@ -239,6 +246,15 @@ def _svi(model: Callable, config: FitConfig, key: jax.Array, inputs: Inputs, obs
     if not np.isfinite(np.asarray(losses[-1])):
         raise FloatingPointError("SVI diverged (non-finite ELBO); lower svi_lr or use method='nuts'")
     return {k: np.asarray(v)[None] for k, v in draws.items() if k not in observed}
+
+
+def _warn_if_not_identified(result: Fit) -> None:
+    """Warn (:class:`MediatorNotIdentifiedWarning`) once per mediator whose error is as large as its spread."""
+    tcol = result.graph.variable(result.graph.treatment).column
+    for row in result.identification.itertuples():
+        if not row.identified:
+            warnings.warn(f"{result.graph.name!r}: " + not_identified_message(row, tcol),
+                          MediatorNotIdentifiedWarning, stacklevel=4)
 
 
 def _warn_if_bad(result: Fit) -> None:
