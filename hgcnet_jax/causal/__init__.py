@@ -38,6 +38,7 @@ from .effects import Effect, Mediation, abduct, ate, conditional_ate, interventi
 from .fit import Fit, FitConfig
 from .frequentist import PermutationResult, permutation_test
 from .hypergraph import ROLES, TRANSFORMS, Edge, Hyperedge, Hypergraph, HypergraphError, Variable
+from .identify import MediatorNotIdentifiedWarning, identification
 from .inference import fit, fit_many
 from .model import make_model
 from .recommend import Recommendation, recommend, recommend_from_arms
@@ -65,6 +66,8 @@ __all__ = [
     "prepare",
     "DataError",
     "ConvergenceWarning",
+    "MediatorNotIdentifiedWarning",
+    "identification",
     "Diagnostics",
     "diagnostics",
     # queries
