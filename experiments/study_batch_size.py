@@ -97,8 +97,9 @@ def section(name: str, command: str, result: study.StudyResult, seconds: float, 
         + "; ".join(f"{m}: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
                     f"{d['divergences']} divergences" for m, d in s["diagnostics"]["models"].items()) + ").",
     ]
-    if s.get("warnings"):
-        lines.append("- **Warnings**: " + " ".join(s["warnings"]))
+    shown = [w for w in s.get("warnings", []) if not crit or w != crit.get("headline")]  # the headline is above
+    if shown:
+        lines.append("- **Warnings**: " + " ".join(shown))
     lines.append("")
     lines.append("| B | runs | " + " | ".join(s["per_batch_size"]["columns"][1:]) + " |")
     lines.append("|---" * (len(s["per_batch_size"]["columns"]) + 1) + "|")

@@ -129,6 +129,10 @@ def minimum_runs(config: StudyConfig) -> dict[str, int]:
             while max(int(round(frac * n)), 2) < fit_min:
                 n += 1
             need[name] = n
+        elif name == "holdout_seeds":  # fits on the seeds not held out (causal.holdout_check's fraction)
+            seeds = config.train.seeds
+            held = min(max(1, int(round(holdout_fraction() * seeds))), seeds - 1)
+            need[name] = -(-fit_min * seeds // (seeds - held))  # runs whose kept seeds reach fit_min
         else:
             need[name] = fit_min
     return need
@@ -141,6 +145,15 @@ def subset_fraction() -> float:
     from hgcnet_jax import causal
 
     return float(inspect.signature(causal.refute).parameters["subset_fraction"].default)
+
+
+def holdout_fraction() -> float:
+    """The share of the seeds the ``holdout_seeds`` refuter holds out (``causal.holdout_check``'s default)."""
+    import inspect
+
+    from hgcnet_jax import causal
+
+    return float(inspect.signature(causal.holdout_check).parameters["fraction"].default)
 
 
 def count_problem(config: StudyConfig, usable: Mapping[int, int], noun: str = "usable runs") -> tuple[str, str] | None:
@@ -156,8 +169,9 @@ def count_problem(config: StudyConfig, usable: Mapping[int, int], noun: str = "u
         return "train.seeds", f"the causal fit needs at least {need['causal fit']} {noun}, there are {n}"
     for name, k in need.items():
         if name != "causal fit" and n < k:
-            frac = f"{subset_fraction():.0%}" if name == "data_subset" else "all"
-            return "causal.refuters", (f"the {name} refuter refits on {frac} of them and needs at least {k} "
+            what = (f"{subset_fraction():.0%} of them" if name == "data_subset" else
+                    "the runs of the seeds it does not hold out" if name == "holdout_seeds" else "all of them")
+            return "causal.refuters", (f"the {name} refuter refits on {what} and needs at least {k} "
                                        f"{noun}, there are {n}")
     return None
 

@@ -77,3 +77,14 @@ def test_the_report_opens_with_the_criticism_and_escapes_it(summary):
     assert page.index('id="criticism"') < page.index('id="recommendation"') < page.index("Interventional outcome")
     assert "&lt;test headline&gt;" in page and "<test headline>" not in page
     assert "&lt;test reason&gt;" in page and "(chosen)" in page and "MISS" not in page.split('id="criticism"')[1][:50]
+
+
+def test_the_model_family_and_the_budget_are_reachable_from_the_cli():
+    from hgcnet_jax import cli
+
+    args = cli.build_parser().parse_args(["study", "--edge-form", "rbf", "--treatment-form", "linear",
+                                          "--hyperedge-form", "mlp", "--outcome-transform", "identity",
+                                          "--budget", "convergence"])
+    c = cli.config_from_args(args)
+    assert (c.causal.edge_form, c.causal.treatment_form, c.causal.hyperedge_form, c.causal.outcome_transform,
+            c.train.budget) == ("rbf", "linear", "mlp", "identity", "convergence")

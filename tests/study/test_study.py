@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from hgcnet_jax import causal, cli, study
-from hgcnet_jax.config import StudyConfig, preset
+from hgcnet_jax.config import ConfigError, StudyConfig, preset
 from hgcnet_jax.report import FIGURES, html
 from hgcnet_jax.study import summary as _summary
 
@@ -48,7 +48,7 @@ def test_progress_bars_cover_every_long_phase(_tiny_run):
     err = _tiny_run[2]
     assert "sweep" in err and "step" in err
     assert "mediators (noise, sharpness, complexity)" in err          # one step per group of runs
-    assert "causal (NUTS fits, queries)" in err
+    assert "causal (NUTS fits, criticism, queries)" in err
     for step in ("fit hypergraph: NUTS", "fit pairwise: NUTS", "mediation", "PSIS-LOO", "refute: placebo_treatment"):
         assert step in err, step
 
@@ -114,10 +114,10 @@ def test_summary_is_consistent_with_the_runs(tiny_study):
     assert rec["best_mean"] == pytest.approx(max(rec["mean_by_batch_size"].values()))
     if rec["source"] == "model":  # the chosen graph's E[G | do(B)] curve drives it
         assert crit["chosen"] == answered
-        assert list(rec["mean_by_batch_size"].values()) == pytest.approx(iv["curves"][answered]["mean"])
+        assert [rec["mean_by_batch_size"][str(b)] for b in (8, 16, 32)] == pytest.approx(iv["curves"][answered]["mean"])
     else:  # the arm means drive it
         assert crit["chosen"] is None
-        assert list(rec["mean_by_batch_size"].values()) == pytest.approx(iv["observed_mean"])
+        assert [rec["mean_by_batch_size"][str(b)] for b in (8, 16, 32)] == pytest.approx(iv["observed_mean"])
     assert a["graph"] == answered and s["effects"]["graph"] == answered
     tpe = (runs["wall_time_s"] / runs["epochs"]).groupby(runs["batch_size"]).median()
     assert rec["time_per_epoch_s"] == pytest.approx({str(b): tpe.loc[b] for b in (8, 16, 32)})
@@ -419,7 +419,10 @@ def test_a_causal_only_change_keeps_the_runs_and_recomputes_the_causal_phase(tin
     result, _ = tiny_study
     copy = tmp_path / "copy"
     shutil.copytree(result.out, copy)
-    config = TINY.override({"causal.candidates": ["hypergraph", "pairwise"], "causal.refuters": ["holdout_seeds"]})
+    with pytest.raises(ConfigError, match="holdout_seeds refuter") as info:  # 3 of 4 seeds: 9 runs, too few
+        study.run(TINY.override({"causal.refuters": ["holdout_seeds"]}), out=copy, progress=False, log=None)
+    assert info.value.field == "causal.refuters"
+    config = TINY.override({"causal.candidates": ["hypergraph", "pairwise"], "causal.refuters": ["random_common_cause"]})
     logs: list[str] = []
     again = study.run(config, out=copy, progress=False, log=logs.append)
     assert {"sweep"} <= set(again.resumed) and "causal" not in again.resumed
@@ -430,7 +433,7 @@ def test_a_causal_only_change_keeps_the_runs_and_recomputes_the_causal_phase(tin
     assert [r["candidate"] for r in s["criticism"]["candidates"]].count("B->C") == 0
     assert not (copy / study.folder.posterior_file("B->C")).exists()  # the old fit went with its phase
     ref = s["refutations"]
-    assert [r["name"] for r in ref] == ["holdout seeds"] and isinstance(ref[0]["passed"], bool)
+    assert [r["name"] for r in ref] == ["random common cause"] and isinstance(ref[0]["passed"], bool)
     saved = json.loads((copy / "config.json").read_text())
     assert saved["fingerprint"] == config.fingerprint() and "causal.candidates" in saved["changed"]
     # a change to the training is still refused
