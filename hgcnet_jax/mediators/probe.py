@@ -46,6 +46,7 @@ The row holds the caller's own columns too (``seed``, ``test_acc``, ``lr`` …),
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -101,6 +102,8 @@ class Probe:
         key: the probe's PRNG key.
         lr: the run's learning rate (for ``noise_temperature``), or ``None`` (NaN there).
         config: the :class:`~hgcnet_jax.mediators.MeasureConfig` of the final measurement.
+        example_indices: the examples of :attr:`data` the measurements use (all, or a fixed
+            random subset of ``config.num_examples`` drawn from ``key``), chosen once by :func:`probe`.
     """
 
     per_example_loss: Callable[..., Any]
@@ -111,6 +114,7 @@ class Probe:
     key: jax.Array
     lr: float | None
     config: MeasureConfig
+    example_indices: np.ndarray = dataclasses.field(repr=False, default=None)
 
     @property
     def capacity(self) -> int:
@@ -135,12 +139,7 @@ class Probe:
     @property
     def indices(self) -> jax.Array:
         """The example indices into :attr:`data` every measurement uses (``config.num_examples`` of them, sorted)."""
-        n = self.num_train
-        m = self.config.num_examples
-        if m is None or m >= n:
-            return jnp.arange(n, dtype=jnp.int32)
-        pick = np.asarray(jax.random.choice(self.keys[0], n, (m,), replace=False))
-        return jnp.asarray(np.sort(pick), jnp.int32)
+        return jnp.asarray(self.example_indices, jnp.int32)
 
     def _loss_on_indices(self, params, idx):
         batch = jax.tree_util.tree_map(lambda x: jnp.take(x, idx, axis=0), self.data)
@@ -248,11 +247,8 @@ class Probe:
         if lr is not None:
             row["lr"] = float(lr)
         row["probe_steps"] = count
-        adapter = _LossTask(self._loss_on_indices)
-        out = jax.jit(
-            lambda p, p0, idx: measure_params(adapter, p, p0, idx, key=self.keys[2], config=self.config,
-                                              num_train=self.num_train)
-        )(params, state.init_params, self.indices)
+        out = _final_measure(params, state.init_params, self.indices, self.data, self.keys[2],
+                             loss=self.per_example_loss, config=self.config, num_train=self.num_train)
         measured = {c: float(v) for c, v in out.items()}
         if "noise" in self.config.mediators:
             t = float("nan") if lr is None else float(sgd_temperature(float(lr), self.batch_size))
@@ -275,6 +271,13 @@ class _LossTask:
 
     per_example_loss: Callable[..., Any]
     kind: str = "tabular"
+
+
+@functools.partial(jax.jit, static_argnames=("loss", "config", "num_train"))
+def _final_measure(params, init_params, idx, data, key, *, loss, config, num_train):
+    """``measure_params`` on the user's loss; one compilation per loss function, settings and shapes (runs share it)."""
+    task = _LossTask(lambda p, i: loss(p, jax.tree_util.tree_map(lambda x: jnp.take(x, i, axis=0), data)))
+    return measure_params(task, params, init_params, idx, key=key, config=config, num_train=num_train)
 
 
 def probe(
@@ -332,8 +335,11 @@ def probe(
     if n < 2:
         raise ValueError(f"probe: data needs at least 2 examples, got {n}")
     key = check_key(key, where="probe")
+    k_sub = jax.random.split(key, 3)[0]  # Probe.keys[0]
+    m = cfg.num_examples
+    idx = np.arange(n) if m is None or m >= n else np.sort(np.asarray(jax.random.choice(k_sub, n, (m,), replace=False)))
     return Probe(per_example_loss, data, int(batch_size), int(every), int(num_steps), key,
-                 None if lr is None else float(lr), cfg)
+                 None if lr is None else float(lr), cfg, idx.astype(np.int32))
 
 
 def probe_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

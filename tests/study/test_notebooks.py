@@ -45,7 +45,7 @@ def kernel(tmp_path_factory):
 
 def test_notebooks_exist():
     names = [p.stem for p in NOTEBOOKS]
-    assert {"01_quickstart", "02_batch_size_study", "03_granger_pruning"} <= set(names)
+    assert {"01_quickstart", "02_batch_size_study", "03_granger_pruning", "04_your_own_model"} <= set(names)
 
 
 def test_first_cell_installs_the_package_when_missing():
