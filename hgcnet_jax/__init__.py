@@ -10,7 +10,16 @@ subpackages (``hgcnet_jax.curvature.spectral_density`` …).
 """
 
 from hgcnet_jax import causal, curvature, data, mediators, models, prune, train
-from hgcnet_jax.causal import Criticism, Hypergraph, MediatorNotIdentifiedWarning, ate, criticize, fit, interventional_mean, mediation
+from hgcnet_jax.causal import (
+    Criticism,
+    Hypergraph,
+    MediatorNotIdentifiedWarning,
+    ate,
+    criticize,
+    fit,
+    interventional_mean,
+    mediation,
+)
 from hgcnet_jax.curvature import hessian_trace, hvp, lanczos, spectral_density, top_eigenvalues
 from hgcnet_jax.data import Dataset, load
 from hgcnet_jax.mediators import measure
