@@ -16,7 +16,8 @@ G) picks a graph with a budget path into C (>= 16 of 20), and how often that gra
 
 Usage::
 
-    python experiments/criticism_synthetic.py            # 20 + 20 tables, every candidate (about 20 min on 2 cores)
+    python experiments/criticism_synthetic.py            # 20 + 20 tables, every candidate (about 20 min on 2 cores;
+                                                         # each phase saved, a re-run resumes)
     python experiments/criticism_synthetic.py --quick    # 2 + 2 tables, three candidates (the suite's smoke test)
 
 The full run writes the section ``criticism_synthetic`` of ``docs/results.md``.
@@ -37,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hgcnet_jax import causal  # noqa: E402
+from hgcnet_jax.causal.search import common_elpd  # noqa: E402
 
 A, B = 16, 512
 SEEDS = 10
@@ -50,43 +52,84 @@ def has_budget_path(graph: causal.Hypergraph) -> bool:
     return any(p == t or (p not in ("N", "S") and graph.has_path(t, p)) for p in graph.parents("C"))
 
 
-def run(num_tables: int, *, candidates: tuple[str, ...] | None = None, seed: int = 0) -> dict:
+OUT = REPO / "hgcnet-out" / "experiments" / "criticism_synthetic"
+
+
+def _phase(path: Path | None, compute):
+    """Load a finished phase from ``path`` (JSON) or compute it and write it there atomically."""
+    if path is not None and path.exists():
+        print(f"resumed {path.name}", file=sys.stderr)
+        return json.loads(path.read_text())
+    value = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(value, default=str))
+        tmp.replace(path)
+    return value
+
+
+def run(num_tables: int, *, candidates: tuple[str, ...] | None = None, seed: int = 0, folder: Path | None = None) -> dict:
+    """The counts; with ``folder``, each phase (the paper's fits and criticism, then one candidate at a
+    time) is written there as it finishes and a re-run resumes from it."""
     budget, inside = causal.BudgetSCM(), causal.SyntheticSCM()
     outside_tables = [budget.sample(SEEDS, key=jax.random.key(1000 + i)) for i in range(num_tables)]
     inside_tables = [inside.sample(6 * SEEDS, key=jax.random.key(2000 + i), balanced=True) for i in range(num_tables)]
     truth = budget.effects(A, B, key=jax.random.key(999)).ate
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", causal.ConvergenceWarning)
+    where = (lambda name: folder / f"{name}.json") if folder is not None else (lambda name: None)
+
+    def paper_phase():
         paper = causal.Hypergraph.paper(direct=True)
         fits = causal.fit_many(paper, outside_tables + inside_tables, key=jax.random.key(seed), **NUTS)
         crits = [causal.criticize(f, t, key=jax.random.key(10 + i))
                  for i, (f, t) in enumerate(zip(fits, outside_tables + inside_tables, strict=True))]
-        flagged = sum(not c.ok for c in crits[:num_tables])
-        passed = sum(c.ok for c in crits[num_tables:])
-        base = causal.Hypergraph.paper(direct=True, transforms={"G": "logit"})
-        cands = causal.candidate_graphs(base, steps="steps", table=outside_tables[0])
-        if candidates is not None:
-            cands = {k: v for k, v in cands.items() if k in candidates}
-        searches = causal.search_graphs(cands, outside_tables, key=jax.random.key(seed + 1), **NUTS)
-    picked = [s.chosen for s in searches]
-    true_path = sum(s.graph is not None and has_budget_path(s.graph) for s in searches)
-    covered = 0
-    for s in searches:
-        if s.chosen is not None:
-            row = s.table.set_index("candidate").loc[s.chosen]
-            covered += bool(row.ate_lower <= truth <= row.ate_upper)
+        return {"flagged": sum(not c.ok for c in crits[:num_tables]), "passed": sum(c.ok for c in crits[num_tables:]),
+                "reasons_inside_failures": [list(c.reasons) for c in crits[num_tables:] if not c.ok]}
+
+    base = causal.Hypergraph.paper(direct=True, transforms={"G": "logit"})
+    cands = causal.candidate_graphs(base, steps="steps", table=outside_tables[0])
+    if candidates is not None:
+        cands = {k: v for k, v in cands.items() if k in candidates}
+    common = [v for v in base.endogenous if all(v in g.endogenous for g in cands.values())]
+
+    def candidate_phase(i: int, name: str):
+        fits = causal.fit_many(cands[name], outside_tables, key=jax.random.fold_in(jax.random.key(seed + 1), i), **NUTS)
+        rows = []
+        for j, (f, t) in enumerate(zip(fits, outside_tables, strict=True)):
+            crit = causal.criticize(f, t, key=jax.random.fold_in(jax.random.key(seed + 2), 100 * i + j))
+            elpd, se, _ = common_elpd(f, common)
+            e = causal.ate(f, "B", A, B, "G", prob=0.9)
+            rows.append({"ok": crit.ok, "elpd": elpd, "se": se, "ate_lower": e.lower, "ate_upper": e.upper,
+                         "true_path": has_budget_path(cands[name]), "reasons": list(crit.reasons)})
+        return rows
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", causal.ConvergenceWarning)
+        paper = _phase(where("paper"), paper_phase)
+        per = {n: _phase(where(f"candidate_{n.replace('->', '-to-').replace(',', '+')}"),
+                         lambda i=i, n=n: candidate_phase(i, n)) for i, n in enumerate(cands)}
+    picked, true_path, covered = [], 0, 0
+    for j in range(num_tables):  # the search's rule: the best common ELPD among the candidates that pass
+        passing = [(per[n][j]["elpd"], n) for n in cands if per[n][j]["ok"]]
+        chosen = max(passing)[1] if passing else None
+        picked.append(chosen)
+        if chosen is not None:
+            r = per[chosen][j]
+            true_path += bool(r["true_path"])
+            covered += bool(r["ate_lower"] <= truth <= r["ate_upper"])
     return {
         "tables": num_tables,
-        "paper_flagged_outside": flagged,
-        "paper_passed_inside": passed,
+        "paper_flagged_outside": paper["flagged"],
+        "paper_passed_inside": paper["passed"],
         "search_true_path": true_path,
         "search_ate_covered": covered,
         "search_none": sum(p is None for p in picked),
         "picked": picked,
         "true_ate": truth,
         "candidates": list(cands),
-        "reasons_inside_failures": [list(c.reasons) for c in crits[num_tables:] if not c.ok],
+        "passes_by_candidate": {n: sum(r["ok"] for r in per[n]) for n in cands},
+        "reasons_inside_failures": paper["reasons_inside_failures"],
         "seconds": time.perf_counter() - t0,
     }
 
@@ -96,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="2 + 2 tables and three candidates")
     parser.add_argument("--json", type=Path, help="also write the counts to this file")
     args = parser.parse_args(argv)
-    out = run(2, candidates=QUICK_CANDIDATES) if args.quick else run(20)
+    out = run(2, candidates=QUICK_CANDIDATES) if args.quick else run(20, folder=OUT)
     print(json.dumps(out, indent=1, default=str))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
@@ -117,7 +160,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"| the chosen graph's 90 % ATE interval covers the truth ({out['true_ate']:.4f}) | {out['search_ate_covered']} / {n} | >= 16 |",
             f"| no candidate passes | {out['search_none']} / {n} | |",
             "",
-            f"Candidates: {', '.join(out['candidates'])}. Picked: {', '.join(map(str, out['picked']))}.",
+            f"Candidates: {', '.join(out['candidates'])}. Picked: {', '.join(map(str, out['picked']))}. "
+            "Criticism passes per candidate: " + ", ".join(f"{k} {v}/{n}" for k, v in out["passes_by_candidate"].items())
+            + ". Produced by `python experiments/criticism_synthetic.py` (resumable: each phase is saved under "
+            "hgcnet-out/experiments/criticism_synthetic/).",
         ]))
     return out
 

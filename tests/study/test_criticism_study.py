@@ -88,3 +88,23 @@ def test_the_model_family_and_the_budget_are_reachable_from_the_cli():
     c = cli.config_from_args(args)
     assert (c.causal.edge_form, c.causal.treatment_form, c.causal.hyperedge_form, c.causal.outcome_transform,
             c.train.budget) == ("rbf", "linear", "mlp", "identity", "convergence")
+
+
+def test_the_budget_is_a_design_choice_and_a_varying_step_count_adds_the_steps_graphs():
+    from hgcnet_jax import train
+
+    conv = StudyConfig().override({"train.budget": "convergence", "train.patience": 3, "train.epochs": 40})
+    assert study.plan.make_budget(conv) == train.Budget(epochs=40, patience=3)
+    assert study.plan.make_budget(StudyConfig().override({"train.budget": "steps", "train.steps": 500})) == \
+        train.Budget(steps=500)
+    assert study.plan.make_budget(StudyConfig()) == train.Budget(epochs=20)
+    rng = np.random.default_rng(0)
+    runs = pd.DataFrame({"batch_size": np.repeat([16, 64, 256], 4), "seed": np.tile(range(4), 3),
+                         "test_acc": 0.8, "noise_b_simple": 1.0, "sharp_lambda_max": 1.0, "complexity_dist_init": 1.0})
+    notes: list[str] = []
+    equal = study.plan.graphs(conv, runs.assign(steps=np.repeat([400, 100, 25], 4)), notes=notes)
+    assert "steps-mediator" not in equal and any("function of the batch size" in n for n in notes)
+    varying = study.plan.graphs(conv, runs.assign(steps=rng.integers(20, 400, size=12)))
+    assert {"steps-mediator", "steps-mediator,B->S", "steps-covariate,B->S"} <= set(varying)
+    assert "steps" in varying["steps-mediator"].parents("C")
+    assert list(varying)[:2] == ["hypergraph", "pairwise"]
