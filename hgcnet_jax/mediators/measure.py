@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -204,6 +204,20 @@ class MeasureConfig:
 
 
 _CHUNK_NUMBERS = 2**24
+
+
+def make_config(where: str, mediators: str | Sequence[str], config: Mapping[str, Any]) -> MeasureConfig:
+    """The :class:`MeasureConfig` of a call's ``mediators`` and ``**config`` (``where`` names the caller).
+
+    Raises:
+        ValueError: for a bad setting, naming it.
+        TypeError: for an unknown setting, listing the known ones.
+    """
+    try:
+        return MeasureConfig(mediators=tuple(mediators) if not isinstance(mediators, str) else (mediators,), **config)
+    except TypeError as e:
+        fields = [f.name for f in dataclasses.fields(MeasureConfig)]
+        raise TypeError(f"{where}: unknown setting in {sorted(config)}; known: {fields}") from e
 
 
 def default_chunk_size(node: bool, num_examples: int, dim: int) -> int | None:
@@ -427,11 +441,7 @@ def measure(
         ValueError: for bad settings (naming the field) or unknown run ids.
         TypeError: for an unknown setting.
     """
-    try:
-        cfg = MeasureConfig(mediators=tuple(mediators) if not isinstance(mediators, str) else (mediators,), **config)
-    except TypeError as e:
-        fields = [f.name for f in dataclasses.fields(MeasureConfig)]
-        raise TypeError(f"measure: unknown setting in {sorted(config)}; known: {fields}") from e
+    cfg = make_config("measure", mediators, config)
     runs = result.runs
     ids = [int(r) for r in (runs["run_id"].tolist() if run_ids is None else run_ids)]
     if not ids:
@@ -605,7 +615,7 @@ def plan_groups(task: Any, result: Any, *, key: jax.Array | None = None, mediato
         "candidates"}``: the chosen settings, the compiled call's peak (XLA memory analysis),
         the budget and every ``(runs_per_call, vmap_width, chunk_size, peak)`` tried.
     """
-    cfg = MeasureConfig(mediators=tuple(mediators) if not isinstance(mediators, str) else (mediators,), **config)
+    cfg = make_config("plan_groups", mediators, config)
     key = jax.random.key(0) if key is None else key
     ids = [int(r) for r in (result.runs["run_id"].tolist() if run_ids is None else run_ids)]
     idx, n_train, k_runs = _examples(task, cfg, key)

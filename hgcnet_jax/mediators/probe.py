@@ -59,7 +59,7 @@ from jaxtyping import Array, Float, Int
 
 from hgcnet_jax._keys import check_key
 from hgcnet_jax.curvature.hvp import _leading_size
-from hgcnet_jax.mediators.measure import MEDIATORS, MeasureConfig, default_chunk_size, measure_params
+from hgcnet_jax.mediators.measure import MEDIATORS, MeasureConfig, default_chunk_size, make_config, measure_params
 from hgcnet_jax.mediators.noise import gradient_noise, sgd_temperature
 
 __all__ = ["Probe", "ProbeState", "probe", "probe_table"]
@@ -315,11 +315,7 @@ def probe(
         ValueError: for a bad setting, naming it.
         TypeError: for an unknown setting.
     """
-    try:
-        cfg = MeasureConfig(mediators=tuple(mediators) if not isinstance(mediators, str) else (mediators,), **config)
-    except TypeError as e:
-        fields = [f.name for f in dataclasses.fields(MeasureConfig)]
-        raise TypeError(f"probe: unknown setting in {sorted(config)}; known: {fields}") from e
+    cfg = make_config("probe", mediators, config)
     for name, val in (("batch_size", batch_size), ("every", every), ("num_steps", num_steps)):
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
             raise ValueError(f"probe: {name} must be a positive int, got {val!r}")
