@@ -59,20 +59,22 @@ presets:
 
 size of the grid: the causal fit needs at least 10 runs (batch sizes x seeds) that
 trained without diverging, and the data_subset refuter, which refits on 80 % of
-them, needs 12; both are checked before training.
+them, needs 12; the holdout_seeds refuter (in the quick preset) refits on the seeds
+it does not hold out (70 %), so their runs must reach 10 too (e.g. 3 batch sizes
+need 6 seeds); all are checked before training.
 
 examples:
   hgcnet study                                   # offline demo, report in ./hgcnet-out/study-csbm-gcn/
   hgcnet study --preset tiny --out smoke         # a smoke test of the whole pipeline
   hgcnet study --dataset cora --model gcn        # the paper's setting on Cora
   hgcnet study --dataset cora --model gcn --dry-run   # check config, data and grid; train nothing
-  hgcnet study --batch-sizes 16,64,256 --seeds 4 --epochs 10
+  hgcnet study --batch-sizes 16,64,256 --seeds 6 --epochs 10
   hgcnet study --config study.toml --out runs/exp1
   hgcnet study --set causal.num_samples=2000 --set model.options.hidden=32
   hgcnet study --print-config > study.toml       # write the resolved config, edit, reuse
 
 output folder (--out): report.html (open it in a browser), summary.json,
-sweep.parquet, runs.parquet, posterior_hypergraph.nc, posterior_pairwise.nc,
+sweep.parquet, runs.parquet, posterior_<candidate graph>.nc,
 plots/*.png|svg, phases.json. A failed phase keeps everything finished before it
 and its report.html says which phase failed and why.
 """

@@ -106,7 +106,8 @@ def test_causal_progress_bar_counts_fits_queries_and_refutations():
     assert study.progress.causal_bar(c, progress=False) is None
     bar = study.progress.causal_bar(c, progress=True)
     try:
-        assert bar.total == 2 + 4 + len(c.causal.refuters)
+        assert bar.total == 2 * 2 + 4 + len(c.causal.refuters)  # fit and criticise each of two graphs
+        assert study.progress.causal_bar(c, progress=True, num_graphs=5).total == 2 * 5 + 4 + len(c.causal.refuters)
         study.progress.tick(bar, "fit hypergraph")
         study.progress.tick(None, "ignored")
         assert bar.n == 1

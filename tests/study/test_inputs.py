@@ -78,7 +78,9 @@ def test_the_documented_minimum_is_the_one_checked(capsys):
 @pytest.mark.parametrize(
     "argv, field, needle",
     [
-        (["--seeds", "2"], "causal.refuters", "data_subset refuter"),  # 10 runs: the fit yes, the refuter no
+        (["--seeds", "2", "--set", "causal.refuters=['data_subset']"], "causal.refuters",
+         "data_subset refuter"),  # 10 runs: the fit yes, the refuter no
+        (["--seeds", "2"], "causal.refuters", "holdout_seeds refuter"),  # the quick preset's: 5 x 1 kept seed
         (["--batch-sizes", "16,64,256", "--seeds", "3"], "train.seeds", "at least 10"),  # 9 runs
         (["--seeds", "2", "--set", "causal.refuters=[]"], None, None),  # 10 runs and no refuter: fine
         (["--set", "mediators.noise=noise_b_simpel"], "mediators.noise", "did you mean 'noise_b_simple'"),
