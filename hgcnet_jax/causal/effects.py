@@ -8,7 +8,7 @@ in NumPyro handlers and vectorises over posterior draws with :func:`jax.vmap`:
 * ``seed(model, key)`` draws the exogenous noise (``noise="sampled"``), with the
   *same* key in every arm of a contrast (common random numbers), or
 * ``substitute(model, substitute_fn=replay)`` replays noise inferred from the data
-  (``noise="abducted"``): abduction ``u = x − f(parents)`` per run and draw, read off
+  (``noise="abducted"``): abduction ``u = (x − f(parents)) / σ(parents)`` per run and draw, read off
   ``trace(substitute(condition(model, observed), draw))``, then action (``do``) and
   prediction (run the model forward with the same ``u``) — Pearl's three steps
   (Pearl 2009, *Causality*, §7.1).
@@ -158,11 +158,20 @@ class Mediation:
 
 
 # ------------------------------------------------------------------ the engine
-def _loc(fn: Any) -> jnp.ndarray:
-    """Location of a (possibly masked / expanded) Normal or Student-t site."""
+def _base(fn: Any) -> Any:
     while not hasattr(fn, "loc") and hasattr(fn, "base_dist"):
         fn = fn.base_dist
-    return fn.loc
+    return fn
+
+
+def _loc(fn: Any) -> jnp.ndarray:
+    """Location of a (possibly masked / expanded) Normal or Student-t site."""
+    return _base(fn).loc
+
+
+def _scale(fn: Any) -> jnp.ndarray:
+    """Scale of a (possibly masked / expanded) Normal or Student-t site (per run when heteroscedastic)."""
+    return _base(fn).scale
 
 
 def _check_fit(fit: Any) -> Fit:
@@ -209,21 +218,22 @@ def _subset_inputs(fit: Fit, rows: np.ndarray) -> dict:
 
 
 def abduct(fit: Fit) -> dict[str, jnp.ndarray]:
-    """Abduction: exogenous noise ``u = x − f(parents)`` per draw and run.
+    """Abduction: standardised exogenous noise ``u = (x − f(parents)) / σ(parents)`` per draw and run.
 
     Computed with ``trace(substitute(condition(model, observed), draw))`` vectorised
-    over posterior draws; additive noise makes this exact for Gaussian and Student-t
-    equations alike.
+    over posterior draws; location-scale noise makes this exact for Gaussian and
+    Student-t equations alike, with constant or parent-dependent (heteroscedastic)
+    scales: :func:`simulate` replays ``f(parents') + σ(parents') u`` under an intervention.
 
     Returns:
-        ``{variable: (draws, runs)}`` on the standardised scale.
+        ``{variable: (draws, runs)}`` in units of each equation's noise scale.
     """
     fit = _check_fit(fit)
     conditioned = handlers.condition(fit.model, data=fit.observed)
 
     def one(params):
         tr = handlers.trace(handlers.substitute(conditioned, data=params)).get_trace(fit.inputs)
-        return {v: fit.observed[v] - _loc(tr[v]["fn"]) for v in fit.observed}
+        return {v: (fit.observed[v] - _loc(tr[v]["fn"])) / _scale(tr[v]["fn"]) for v in fit.observed}
 
     return jax.vmap(one)(fit.samples)
 
@@ -278,7 +288,10 @@ def simulate(
             model = handlers.do(model, data=dv)
         if uu is not None:
             model = handlers.substitute(
-                model, substitute_fn=lambda site: _loc(site["fn"]) + uu[site["name"]] if site["name"] in uu else None
+                model,
+                substitute_fn=lambda site: (
+                    _loc(site["fn"]) + _scale(site["fn"]) * uu[site["name"]] if site["name"] in uu else None
+                ),
             )
         model = handlers.substitute(model, data=params)
         return handlers.seed(model, k)(inputs)

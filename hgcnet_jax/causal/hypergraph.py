@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 
 __all__ = [
+    "NOISE_SCALES",
     "ROLES",
     "TRANSFORMS",
     "Variable",
@@ -60,6 +61,9 @@ _DOMAINS: dict[str, tuple] = {
     "log10": (lambda x: x > 0, "values > 0"),
     "logit": (lambda x: (x > 0) & (x < 1), "values in (0, 1)"),
 }
+
+#: How each structural equation's noise scale is modelled (:attr:`Hypergraph.noise_scale`).
+NOISE_SCALES: tuple[str, ...] = ("constant", "parents")
 
 EdgeForm = Literal["linear", "rbf"]
 HyperedgeForm = Literal["interaction", "mlp"]
@@ -226,6 +230,10 @@ class Hypergraph:
         hyperedges: Joint effects of several parents on one child.
         noise: ``"gaussian"`` or ``"student"`` (Student-t with a learned degrees of
             freedom) additive noise for every structural equation.
+        noise_scale: ``"constant"`` (one noise scale per equation) or ``"parents"``
+            (heteroscedastic, a location-scale equation: the log of each equation's
+            noise scale is linear in its parents, so e.g. the spread of the gradient
+            noise may differ between batch sizes, as it does in real sweeps).
         name: A label used in reports and model comparison.
 
     Raises:
@@ -238,6 +246,7 @@ class Hypergraph:
     edges: tuple[Edge, ...] = ()
     hyperedges: tuple[Hyperedge, ...] = ()
     noise: Literal["gaussian", "student"] = "gaussian"
+    noise_scale: Literal["constant", "parents"] = "constant"
     name: str = "hypergraph"
 
     def __post_init__(self) -> None:
@@ -257,6 +266,10 @@ class Hypergraph:
                 raise HypergraphError(f"Hypergraph.hyperedges must hold Hyperedge objects, got {h!r}")
         if self.noise not in ("gaussian", "student"):
             raise HypergraphError(f"Hypergraph.noise must be 'gaussian' or 'student', got {self.noise!r}")
+        if self.noise_scale not in NOISE_SCALES:
+            raise HypergraphError(
+                f"Hypergraph.noise_scale must be one of {NOISE_SCALES}, got {self.noise_scale!r}"
+            )
         names = [v.name for v in self.variables]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -463,6 +476,7 @@ class Hypergraph:
         edge_form: EdgeForm = "linear",
         hyperedge_form: HyperedgeForm = "interaction",
         noise: Literal["gaussian", "student"] = "gaussian",
+        noise_scale: Literal["constant", "parents"] = "constant",
         cut_columns: Mapping[str, str] | None = None,
         transforms: Mapping[str, str] | None = None,
     ) -> Hypergraph:
@@ -487,6 +501,8 @@ class Hypergraph:
             edge_form: Form of every ordinary edge (``"linear"`` or ``"rbf"``).
             hyperedge_form: Form of the hyperedge (``"interaction"`` or ``"mlp"``).
             noise: Noise family of every structural equation.
+            noise_scale: ``"constant"`` or ``"parents"`` (heteroscedastic equations, see
+                :attr:`Hypergraph.noise_scale`).
             cut_columns: Map from mediator name to the boolean column that marks rows
                 where an experiment set it (see :attr:`Variable.cut_column`).
             transforms: Map from ``"N" "S" "C" "G"`` to a :data:`TRANSFORMS` name, e.g.
@@ -529,12 +545,14 @@ class Hypergraph:
             for child in "BNSCG":
                 edges.append(Edge(cv.name, child))
         name = "hgcnet" + ("-direct" if direct else "")
-        g = cls(tuple(variables) + tuple(cov_vars), tuple(edges), tuple(hyperedges), noise=noise, name=name)
+        g = cls(tuple(variables) + tuple(cov_vars), tuple(edges), tuple(hyperedges), noise=noise,
+                noise_scale=noise_scale, name=name)
         return g.pairwise() if pairwise else g
 
     def summary(self) -> str:
         """One line per edge and hyperedge, for logs and reports."""
-        lines = [f"Hypergraph {self.name!r} ({self.noise} noise)"]
+        scale = ", scale depends on the parents" if self.noise_scale == "parents" else ""
+        lines = [f"Hypergraph {self.name!r} ({self.noise} noise{scale})"]
         for v in self.variables:
             extra = f", transform={v.transform}" if v.transform != "identity" else ""
             extra += ", categorical" if v.categorical else ""

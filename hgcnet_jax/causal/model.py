@@ -8,7 +8,10 @@ sample site named ``v`` with the additive-noise structural equation
     v = \\alpha_v + \\sum_{p \\to v} f_{pv}(p) + \\sum_{H \\Rightarrow v} g_{Hv}(x_H)
         + \\sum_{\\text{covariates } z} h_{zv}(z) + \\sigma_v \\varepsilon_v,
 
-on standardised data, with :math:`\\varepsilon_v` standard Normal or Student-t.
+on standardised data, with :math:`\\varepsilon_v` standard Normal or Student-t. With
+``graph.noise_scale == "parents"`` the equation is location-scale (heteroscedastic):
+:math:`\\log\\sigma_v(x) = \\log\\sigma_v + \\sum_{p} \\eta_{pv}\\, p` over its
+non-categorical parents, with ``η ~ N(0, 0.5)`` (site ``"eta"``, names ``"logscale[p->v]"``).
 ``f`` is linear or a linear term plus radial basis functions (the flexible, "deep"
 edge); ``g`` is the sum of all products of two or more hyperedge members, or a
 one-hidden-layer ``tanh`` network; categorical covariates add one offset per level
@@ -152,6 +155,8 @@ class Layout:
         endogenous: The endogenous variables, in the order of ``"sigma"`` and ``"nu"``.
         rbf_labels: The radial-basis edges, in the order of ``"rbf_scale"``.
         student: Whether the noise is Student-t (a ``"nu"`` site).
+        scale_names: One readable name per entry of ``"eta"`` (heteroscedastic
+            equations: ``"logscale[p->v]"``); empty for constant noise scales.
     """
 
     coef_names: tuple[str, ...]
@@ -160,6 +165,7 @@ class Layout:
     endogenous: tuple[str, ...]
     rbf_labels: tuple[str, ...]
     student: bool
+    scale_names: tuple[str, ...] = ()
 
     def named(self, samples: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Draws keyed by readable parameter name (effective, scaled coefficients).
@@ -188,6 +194,10 @@ class Layout:
             nu = np.asarray(samples["nu"])
             for j, v in enumerate(self.endogenous):
                 out[f"nu[{v}]"] = nu[..., j]
+        if self.scale_names and "eta" in samples:
+            eta = np.asarray(samples["eta"])
+            for j, name in enumerate(self.scale_names):
+                out[name] = eta[..., j]
         for k, val in samples.items():
             if k.startswith("mlp"):
                 out[k] = np.asarray(val)
@@ -211,7 +221,8 @@ class Layout:
             KeyError: if a readable name of this layout is missing from ``named``.
         """
         post = {k: np.asarray(named[k]) for k in named}
-        missing = [k for k in (*self.coef_names, *(f"sigma[{v}]" for v in self.endogenous)) if k not in post]
+        need = (*self.coef_names, *(f"sigma[{v}]" for v in self.endogenous), *self.scale_names)
+        missing = [k for k in need if k not in post]
         if missing:
             raise KeyError(f"these draws lack parameter(s) {missing[:5]} of the model (another graph's posterior?)")
         out: dict[str, np.ndarray] = {}
@@ -227,6 +238,8 @@ class Layout:
         out["sigma"] = np.stack([post[f"sigma[{v}]"] for v in self.endogenous], axis=-1)
         if self.student and all(f"nu[{v}]" in post for v in self.endogenous):
             out["nu"] = np.stack([post[f"nu[{v}]"] for v in self.endogenous], axis=-1)
+        if self.scale_names:
+            out["eta"] = np.stack([post[k] for k in self.scale_names], axis=-1)
         out.update({k: v for k, v in post.items() if k.startswith("mlp")})
         return {k: v.astype(np.float32) for k, v in out.items()}
 
@@ -283,7 +296,17 @@ def make_model(graph: Hypergraph, scaling: Scaling | None = None) -> SCM:
     mlps = {v: graph.hyperedges_into(v) for v in order}
     mlps = {v: [h for h in hs if h.form == "mlp"] for v, hs in mlps.items()}
     scale_vec = np.asarray(scales, dtype=np.float32)
-    layout = Layout(tuple(names), tuple(scales), coef_rbf, order, rbf_labels, student)
+    categorical = {v.name for v in graph.variables if v.categorical}
+    scale_parents: dict[str, tuple[str, ...]] = {}
+    scale_slices, scale_names, k0 = {}, [], 0
+    for v in order:
+        ps = () if graph.noise_scale == "constant" else tuple(p for p in graph.parents(v) if p not in categorical)
+        scale_parents[v] = ps
+        scale_slices[v] = (k0, k0 + len(ps))
+        k0 += len(ps)
+        scale_names.extend(f"logscale[{p}->{v}]" for p in ps)
+    num_scale = k0
+    layout = Layout(tuple(names), tuple(scales), coef_rbf, order, rbf_labels, student, tuple(scale_names))
 
     def model(inputs: Inputs) -> dict:
         n = inputs["rows"].shape[0]
@@ -295,6 +318,8 @@ def make_model(graph: Hypergraph, scaling: Scaling | None = None) -> SCM:
             tau = numpyro.sample("rbf_scale", dist.HalfNormal(0.5).expand([len(rbf_labels)]).to_event(1))
         if student:
             nu = numpyro.sample("nu", dist.Gamma(2.0, 0.1).expand([len(order)]).to_event(1))
+        if num_scale:
+            eta = numpyro.sample("eta", dist.Normal(0.0, 0.5).expand([num_scale]).to_event(1))
         for j, v in enumerate(order):
             lo, hi = slices[v]
             c = coef[lo:hi]
@@ -313,7 +338,12 @@ def make_model(graph: Hypergraph, scaling: Scaling | None = None) -> SCM:
                 w2 = numpyro.sample(f"mlp_w2[{lab}]", dist.Normal(0.0, 1.0 / np.sqrt(hid)).expand([hid]).to_event(1))
                 xs = jnp.stack([values[p] for p in h.parents], axis=-1)
                 mu = mu + jnp.tanh(xs @ w1 + b1) @ w2
-            noise = dist.StudentT(nu[j], mu, sigma[j]) if student else dist.Normal(mu, sigma[j])
+            scale = sigma[j]
+            if scale_parents[v]:  # location-scale: log sigma_v(x) = log sigma_v + eta . x_parents
+                a, b = scale_slices[v]
+                xs = jnp.stack([values[p] for p in scale_parents[v]], axis=-1)
+                scale = sigma[j] * jnp.exp(jnp.clip(xs @ eta[a:b], -8.0, 8.0))
+            noise = dist.StudentT(nu[j], mu, scale) if student else dist.Normal(mu, scale)
             keep = ~inputs[f"cut:{v}"] if f"cut:{v}" in inputs else True
             with numpyro.plate("runs", n, dim=-1), handlers.mask(mask=keep):
                 # broadcast: under ``do`` the site returns the intervention, maybe a scalar
