@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--treatment-form", metavar="FORM", help="form of the edges out of B: rbf (default) or linear")
     g.add_argument("--hyperedge-form", metavar="FORM", help="form of {N, S} -> C: interaction (default) or mlp")
     g.add_argument("--outcome-transform", metavar="NAME", help="equation of G: logit (default, bounded) or identity")
+    g.add_argument("--noise", metavar="FAMILY", help="noise of every equation: gaussian (default) or student "
+                   "(heavy tails)")
+    g.add_argument("--noise-scale", metavar="KIND", help="noise scale of every equation: parents (default: "
+                   "heteroscedastic, the spread may change with B) or constant")
     g = s.add_argument_group("configuration, output and behaviour")
     g.add_argument("--config", metavar="FILE", help="TOML or YAML config file (layout: see --print-config)")
     g.add_argument("--set", dest="sets", action="append", type=_assignment, default=[], metavar="KEY=VALUE",
@@ -202,6 +206,7 @@ def config_from_args(args: argparse.Namespace):
         "optimizer": "train.optimizer", "current_batch_size": "current_batch_size", "seed": "seed",
         "budget": "train.budget", "edge_form": "causal.edge_form", "treatment_form": "causal.treatment_form",
         "hyperedge_form": "causal.hyperedge_form", "outcome_transform": "causal.outcome_transform",
+        "noise": "causal.noise", "noise_scale": "causal.noise_scale",
     }
     updates: dict[str, Any] = {}
     for attr, field in flag_map.items():

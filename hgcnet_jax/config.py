@@ -372,6 +372,13 @@ class CausalConfig:
         treatment_form: form of the edges out of B (``"rbf"`` by default: five batch sizes
             on a log2 scale, a threshold-like response needs more than a line).
         hyperedge_form: form of {N, S} → C (``"interaction"`` or ``"mlp"``).
+        noise: noise family of every structural equation (``"gaussian"`` or ``"student"``:
+            Student-t with a learned degrees of freedom, for heavy-tailed mediators).
+        noise_scale: ``"parents"`` (heteroscedastic equations: the log noise scale of each
+            variable is linear in its parents, so the spread of N or C may differ between
+            batch sizes, as it does on Cora) or ``"constant"`` (one scale per equation; on the
+            Cora paper preset every constant-scale candidate failed its posterior-predictive
+            check of the within-arm spread).
         candidates: the graphs fitted, criticised and ranked (PSIS-LOO over the variables
             they share): ``"hypergraph"`` (the paper's), ``"pairwise"`` (its twin), the budget
             paths ``"B->S"``, ``"B->C"``, ``"B->S,B->C"``, and with a varying step count
@@ -397,6 +404,8 @@ class CausalConfig:
     edge_form: str = "linear"
     treatment_form: str = "rbf"
     hyperedge_form: str = "interaction"
+    noise: str = "gaussian"
+    noise_scale: str = "parents"
     candidates: tuple[str, ...] = CANDIDATES
     alpha: float = 0.05
     lobo: bool = False
@@ -426,6 +435,8 @@ class CausalConfig:
         _check_str("causal.edge_form", self.edge_form, choices=("linear", "rbf"))
         _check_str("causal.treatment_form", self.treatment_form, choices=("linear", "rbf"))
         _check_str("causal.hyperedge_form", self.hyperedge_form, choices=("interaction", "mlp"))
+        _check_str("causal.noise", self.noise, choices=("gaussian", "student"))
+        _check_str("causal.noise_scale", self.noise_scale, choices=("parents", "constant"))
         cands = self.candidates
         if isinstance(cands, str) or not isinstance(cands, Sequence):
             raise ConfigError("causal.candidates", f"must be a list of graph names, got {cands!r}")

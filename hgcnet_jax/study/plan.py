@@ -264,7 +264,8 @@ def base_graph(config: StudyConfig, table: pd.DataFrame | None = None):
     ``<outcome>_adjusted`` when :func:`fit_table` had to move accuracies off 0 and 1),
     with ``causal.direct_edge`` the direct edge B → G, the mediators' edges of form
     ``causal.edge_form``, the edges out of B of form ``causal.treatment_form`` and the
-    hyperedge of form ``causal.hyperedge_form``.
+    hyperedge of form ``causal.hyperedge_form``, and every equation's noise of family
+    ``causal.noise`` with scale ``causal.noise_scale``.
     """
     from hgcnet_jax import causal
 
@@ -276,7 +277,7 @@ def base_graph(config: StudyConfig, table: pd.DataFrame | None = None):
     mt = "identity" if m.transform == "identity" else m.transform
     transforms = {"N": mt, "S": mt, "C": mt, "G": c.outcome_transform}
     g = causal.Hypergraph.paper(columns, direct=c.direct_edge, edge_form=c.edge_form, hyperedge_form=c.hyperedge_form,
-                                transforms=transforms)
+                                transforms=transforms, noise=c.noise, noise_scale=c.noise_scale)
     out_of_b = {e.label: c.treatment_form for e in g.edges if e.parent == "B"}
     return g.with_forms(out_of_b) if out_of_b else g
 

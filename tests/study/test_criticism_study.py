@@ -28,6 +28,8 @@ def test_reusable_phases_follow_the_sections_that_changed():
         ({"causal.candidates": ["hypergraph", "pairwise", "B->X"]}, "causal.candidates[2]"),
         ({"causal.outcome_transform": "probit"}, "causal.outcome_transform"),
         ({"causal.edge_form": "spline"}, "causal.edge_form"),
+        ({"causal.noise": "laplace"}, "causal.noise"),
+        ({"causal.noise_scale": "arm"}, "causal.noise_scale"),
         ({"causal.alpha": 0.7}, "causal.alpha"),
         ({"train.budget": "steps"}, "train.steps"),
         ({"train.steps": 100}, "train.steps"),
@@ -52,6 +54,10 @@ def test_the_forms_and_the_outcome_transform_reach_the_graphs():
     plain = study.plan.base_graph(StudyConfig().override({"causal.outcome_transform": "identity"}))
     assert plain.variable("G").transform == "identity"
     assert {e.label: e.form for e in plain.edges}["B->N"] == "rbf"  # the default treatment form
+    assert (plain.noise, plain.noise_scale) == ("gaussian", "parents")   # heteroscedastic by default
+    other = study.plan.base_graph(StudyConfig().override({"causal.noise": "student", "causal.noise_scale": "constant"}))
+    assert (other.noise, other.noise_scale) == ("student", "constant")
+    assert all(g.noise_scale == "parents" for g in study.plan.graphs(StudyConfig()).values())
 
 
 def test_accuracies_of_0_or_1_are_moved_by_half_a_count_and_bad_values_name_their_runs():
@@ -84,10 +90,11 @@ def test_the_model_family_and_the_budget_are_reachable_from_the_cli():
 
     args = cli.build_parser().parse_args(["study", "--edge-form", "rbf", "--treatment-form", "linear",
                                           "--hyperedge-form", "mlp", "--outcome-transform", "identity",
-                                          "--budget", "convergence"])
+                                          "--budget", "convergence", "--noise", "student", "--noise-scale", "constant"])
     c = cli.config_from_args(args)
     assert (c.causal.edge_form, c.causal.treatment_form, c.causal.hyperedge_form, c.causal.outcome_transform,
             c.train.budget) == ("rbf", "linear", "mlp", "identity", "convergence")
+    assert (c.causal.noise, c.causal.noise_scale) == ("student", "constant")
 
 
 def test_the_budget_is_a_design_choice_and_a_varying_step_count_adds_the_steps_graphs():
