@@ -379,6 +379,11 @@ class CausalConfig:
             batch sizes, as it does on Cora) or ``"constant"`` (one scale per equation; on the
             Cora paper preset every constant-scale candidate failed its posterior-predictive
             check of the within-arm spread).
+        measurement_error: use the mediators' standard errors (``<column>_se``, written by
+            ``mediators.measure``) as measurement error: each observed N, S, C enters its own
+            equation with its run's standard error added to the noise, so runs measured less
+            precisely weigh less (:attr:`hgcnet_jax.causal.Variable.error_column`).
+            Deterministic bounds (``_err`` columns, e.g. Lanczos residuals) are not used.
         candidates: the graphs fitted, criticised and ranked (PSIS-LOO over the variables
             they share): ``"hypergraph"`` (the paper's), ``"pairwise"`` (its twin), the budget
             paths ``"B->S"``, ``"B->C"``, ``"B->S,B->C"``, and with a varying step count
@@ -406,6 +411,7 @@ class CausalConfig:
     hyperedge_form: str = "interaction"
     noise: str = "gaussian"
     noise_scale: str = "parents"
+    measurement_error: bool = True
     candidates: tuple[str, ...] = CANDIDATES
     alpha: float = 0.05
     lobo: bool = False
@@ -437,6 +443,8 @@ class CausalConfig:
         _check_str("causal.hyperedge_form", self.hyperedge_form, choices=("interaction", "mlp"))
         _check_str("causal.noise", self.noise, choices=("gaussian", "student"))
         _check_str("causal.noise_scale", self.noise_scale, choices=("parents", "constant"))
+        if not isinstance(self.measurement_error, bool):
+            raise ConfigError("causal.measurement_error", f"must be true or false, got {self.measurement_error!r}")
         cands = self.candidates
         if isinstance(cands, str) or not isinstance(cands, Sequence):
             raise ConfigError("causal.candidates", f"must be a list of graph names, got {cands!r}")

@@ -37,7 +37,7 @@ from .draw import draw
 from .effects import Effect, Mediation, abduct, ate, conditional_ate, interventional_mean, mediation, simulate
 from .fit import Fit, FitConfig
 from .frequentist import PermutationResult, permutation_test
-from .hypergraph import ROLES, TRANSFORMS, Edge, Hyperedge, Hypergraph, HypergraphError, Variable
+from .hypergraph import NOISE_SCALES, ROLES, TRANSFORMS, Edge, Hyperedge, Hypergraph, HypergraphError, Variable
 from .identify import MediatorNotIdentifiedWarning, identification
 from .inference import fit, fit_many
 from .model import make_model
@@ -54,6 +54,7 @@ __all__ = [
     "Edge",
     "Hyperedge",
     "HypergraphError",
+    "NOISE_SCALES",
     "ROLES",
     "TRANSFORMS",
     "draw",

@@ -504,7 +504,7 @@ def _falsify(graph, basis, tester, alpha, max_permutations, key) -> Falsificatio
 def _predictive(fit: Fit, tvals, levels, key, alpha) -> pd.DataFrame:
     g = fit.graph
     t = g.treatment
-    sim = simulate(fit, {t: fit.observed[t]}, key=key, noise="sampled")
+    sim = simulate(fit, {t: fit.observed[t]}, key=key, noise="sampled", observe=True)
     rows = []
     for v in g.endogenous:
         if v == t:

@@ -171,5 +171,24 @@ def prepare(graph: Hypergraph, data: pd.DataFrame, *, min_rows: int = MIN_ROWS) 
                 f"boolean (True/False or 0/1) without missing values; got values {sorted(map(str, vals))[:5]}"
             )
         inputs[f"cut:{v.name}"] = jnp.asarray(cut.to_numpy().astype(bool))
+    for v in graph.variables:
+        if v.error_column is None:
+            continue
+        if v.error_column not in data.columns:
+            raise DataError(f"error column {v.error_column!r} (standard errors of {v.name}) is not in the data; "
+                            f"available: {list(map(str, data.columns))}")
+        try:
+            se = pd.to_numeric(data[v.error_column], errors="raise").to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"error column {v.error_column!r} (standard errors of {v.name}) must be numeric") from None
+        bad = np.flatnonzero(~np.isfinite(se) | (se < 0))
+        if bad.size:
+            raise DataError(
+                f"error column {v.error_column!r} (standard errors of {v.name}) has {bad.size} value(s) that are "
+                f"negative, NaN or inf, first {se[bad[0]]!r} at {_which_runs(data, bad)}; a standard error must "
+                "be finite and >= 0 (leave error_column unset to fit without measurement error)"
+            )
+        raw = data[v.column].to_numpy(dtype=np.float64)
+        inputs[f"se:{v.name}"] = jnp.asarray(se * v.forward_slope(raw) / std[v.name], dtype=jnp.float32)
     inputs["rows"] = jnp.arange(n, dtype=jnp.int32)
     return inputs, observed, Scaling(mean, std, levels)

@@ -211,8 +211,13 @@ def _rows(fit: Fit, rows: Any) -> np.ndarray:
     return r.astype(np.int64)
 
 
-def _subset_inputs(fit: Fit, rows: np.ndarray) -> dict:
-    out = {k: v[rows] for k, v in fit.inputs.items() if k != "rows"}
+def _structural(inputs: Mapping[str, Any]) -> dict:
+    """``inputs`` without the measurement errors (``"se:<name>"``): the structural equations alone."""
+    return {k: v for k, v in inputs.items() if not k.startswith("se:")}
+
+
+def _subset_inputs(fit: Fit, rows: np.ndarray, *, observe: bool = False) -> dict:
+    out = {k: v[rows] for k, v in (fit.inputs if observe else _structural(fit.inputs)).items() if k != "rows"}
     out["rows"] = jnp.arange(rows.size, dtype=jnp.int32)
     return out
 
@@ -230,9 +235,10 @@ def abduct(fit: Fit) -> dict[str, jnp.ndarray]:
     """
     fit = _check_fit(fit)
     conditioned = handlers.condition(fit.model, data=fit.observed)
+    inputs = _structural(fit.inputs)
 
     def one(params):
-        tr = handlers.trace(handlers.substitute(conditioned, data=params)).get_trace(fit.inputs)
+        tr = handlers.trace(handlers.substitute(conditioned, data=params)).get_trace(inputs)
         return {v: (fit.observed[v] - _loc(tr[v]["fn"])) / _scale(tr[v]["fn"]) for v in fit.observed}
 
     return jax.vmap(one)(fit.samples)
@@ -246,6 +252,7 @@ def simulate(
     noise: Noise = "sampled",
     rows: Any = None,
     residuals: Mapping[str, jnp.ndarray] | None = None,
+    observe: bool = False,
 ) -> dict[str, jnp.ndarray]:
     """Run the fitted model forward under ``do``, once per posterior draw.
 
@@ -258,6 +265,10 @@ def simulate(
         rows: Indices or a boolean mask of the runs whose covariates (and noise)
             define the population; all runs by default.
         residuals: Output of :func:`abduct` (computed when needed and not given).
+        observe: Add each variable's measurement error (its
+            :attr:`~hgcnet_jax.causal.Variable.error_column`), as the observed table has
+            it: replicated *observations* for posterior-predictive checks. Off for
+            causal queries, which act on the structural equations.
 
     Returns:
         ``{variable: (draws, runs)}`` standardised values of every endogenous variable.
@@ -266,7 +277,7 @@ def simulate(
     if noise not in ("sampled", "abducted"):
         raise ValueError(f"noise must be 'sampled' or 'abducted', got {noise!r}")
     idx = _rows(fit, rows)
-    inputs = _subset_inputs(fit, idx)
+    inputs = _subset_inputs(fit, idx, observe=observe)
     s = fit.num_draws
     m = idx.size
     do_vals = {}

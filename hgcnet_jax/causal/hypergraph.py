@@ -65,6 +65,15 @@ _DOMAINS: dict[str, tuple] = {
 #: How each structural equation's noise scale is modelled (:attr:`Hypergraph.noise_scale`).
 NOISE_SCALES: tuple[str, ...] = ("constant", "parents")
 
+#: |d transform(x) / dx| per transform (the delta method's factor).
+_SLOPES: dict[str, object] = {
+    "identity": lambda x: np.ones_like(x),
+    "log": lambda x: 1.0 / np.abs(x),
+    "log2": lambda x: 1.0 / (np.abs(x) * np.log(2.0)),
+    "log10": lambda x: 1.0 / (np.abs(x) * np.log(10.0)),
+    "logit": lambda x: 1.0 / np.abs(x * (1.0 - x)),
+}
+
 EdgeForm = Literal["linear", "rbf"]
 HyperedgeForm = Literal["interaction", "mlp"]
 
@@ -93,6 +102,13 @@ class Variable:
             structural equation is cut (its likelihood is dropped) while its value
             still feeds its children, so interventional and observational runs
             are fitted together.
+        error_column: Only for mediators and outcomes: a column of non-negative
+            standard errors of the measured values (e.g. ``noise_b_simple_se`` from
+            :func:`hgcnet_jax.mediators.measure`). The observed value then enters its
+            own equation as ``f(parents) + σ(parents) ε + e`` with ``e ~ N(0, se²)``
+            (the error carried to the model scale by the delta method), so runs whose
+            value was measured less precisely weigh less in that equation.
+            Interventional queries simulate the structural equation without ``e``.
     """
 
     name: str
@@ -101,6 +117,7 @@ class Variable:
     transform: str = "identity"
     categorical: bool = False
     cut_column: str | None = None
+    error_column: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -127,6 +144,10 @@ class Variable:
             raise HypergraphError(
                 f"Variable.cut_column is only allowed for mediators; {self.name!r} has role {self.role!r}"
             )
+        if self.error_column is not None and self.role not in ("mediator", "outcome"):
+            raise HypergraphError(
+                f"Variable.error_column is only allowed for mediators and outcomes; {self.name!r} has role {self.role!r}"
+            )
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Raw values → model scale (before standardisation)."""
@@ -135,6 +156,10 @@ class Variable:
     def inverse(self, y: np.ndarray) -> np.ndarray:
         """Model scale (after un-standardisation) → raw values."""
         return TRANSFORMS[self.transform][1](np.asarray(y, dtype=np.float64))
+
+    def forward_slope(self, x: np.ndarray) -> np.ndarray:
+        """``|d forward / dx|`` at raw values ``x``: carries a standard error to the model scale."""
+        return _SLOPES[self.transform](np.asarray(x, dtype=np.float64))
 
     def in_domain(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask of raw values inside the transform's domain."""
@@ -557,6 +582,7 @@ class Hypergraph:
             extra = f", transform={v.transform}" if v.transform != "identity" else ""
             extra += ", categorical" if v.categorical else ""
             extra += f", cut by {v.cut_column!r}" if v.cut_column else ""
+            extra += f", standard errors in {v.error_column!r}" if v.error_column else ""
             lines.append(f"  {v.name} [{v.role}] ← column {v.column!r}{extra}")
         for e in self.edges:
             lines.append(f"  {e.parent} → {e.child} ({e.form})")

@@ -32,6 +32,11 @@ The model is one plain function ``model(inputs)`` with *unobserved* variable sit
 wraps the same function in ``do``, ``substitute``, ``seed`` and ``trace`` — no query
 rewrites the model.
 
+A variable with an :attr:`~hgcnet_jax.causal.Variable.error_column` has its standard errors in
+``inputs["se:<name>"]`` (model scale): its observation's scale is ``sqrt(σ_v(x)² + se²)``, so
+less precisely measured runs weigh less. The queries in :mod:`hgcnet_jax.causal.effects`
+drop those inputs: interventions act on the structural equation, without measurement error.
+
 Rows where an experiment set a mediator (its :attr:`Variable.cut_column` is true)
 enter with that mediator's equation cut: :func:`numpyro.handlers.mask` drops its
 likelihood term on those rows while the observed value still feeds its children.
@@ -343,6 +348,8 @@ def make_model(graph: Hypergraph, scaling: Scaling | None = None) -> SCM:
                 a, b = scale_slices[v]
                 xs = jnp.stack([values[p] for p in scale_parents[v]], axis=-1)
                 scale = sigma[j] * jnp.exp(jnp.clip(xs @ eta[a:b], -8.0, 8.0))
+            if f"se:{v}" in inputs:  # measured with a known standard error: e ~ N(0, se^2) on top of the noise
+                scale = jnp.sqrt(jnp.square(scale) + jnp.square(inputs[f"se:{v}"]))
             noise = dist.StudentT(nu[j], mu, scale) if student else dist.Normal(mu, scale)
             keep = ~inputs[f"cut:{v}"] if f"cut:{v}" in inputs else True
             with numpyro.plate("runs", n, dim=-1), handlers.mask(mask=keep):

@@ -265,7 +265,8 @@ def base_graph(config: StudyConfig, table: pd.DataFrame | None = None):
     with ``causal.direct_edge`` the direct edge B → G, the mediators' edges of form
     ``causal.edge_form``, the edges out of B of form ``causal.treatment_form`` and the
     hyperedge of form ``causal.hyperedge_form``, and every equation's noise of family
-    ``causal.noise`` with scale ``causal.noise_scale``.
+    ``causal.noise`` with scale ``causal.noise_scale``; with ``causal.measurement_error`` and a
+    ``table``, N, S and C read their standard errors from ``<column>_se`` where it exists.
     """
     from hgcnet_jax import causal
 
@@ -278,6 +279,11 @@ def base_graph(config: StudyConfig, table: pd.DataFrame | None = None):
     transforms = {"N": mt, "S": mt, "C": mt, "G": c.outcome_transform}
     g = causal.Hypergraph.paper(columns, direct=c.direct_edge, edge_form=c.edge_form, hyperedge_form=c.hyperedge_form,
                                 transforms=transforms, noise=c.noise, noise_scale=c.noise_scale)
+    if c.measurement_error and table is not None:
+        errs = {v.name: f"{v.column}_se" for v in g.variables if v.name in "NSC" and f"{v.column}_se" in table.columns}
+        if errs:
+            g = g.replace(variables=tuple(dataclasses.replace(v, error_column=errs[v.name]) if v.name in errs else v
+                                          for v in g.variables))
     out_of_b = {e.label: c.treatment_form for e in g.edges if e.parent == "B"}
     return g.with_forms(out_of_b) if out_of_b else g
 

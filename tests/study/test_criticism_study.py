@@ -115,3 +115,18 @@ def test_the_budget_is_a_design_choice_and_a_varying_step_count_adds_the_steps_g
     assert {"steps-mediator", "steps-mediator,B->S", "steps-covariate,B->S"} <= set(varying)
     assert "steps" in varying["steps-mediator"].parents("C")
     assert list(varying)[:2] == ["hypergraph", "pairwise"]
+
+
+def test_measurement_error_reads_the_standard_error_columns_when_asked():
+    table = pd.DataFrame({"batch_size": [8, 16], "noise_b_simple": [1.0, 2.0], "noise_b_simple_se": [0.1, 0.2],
+                          "sharp_lambda_max": [1.0, 2.0], "sharp_lambda_max_err": [0.0, 0.0],
+                          "complexity_dist_init": [1.0, 2.0], "complexity_dist_init_se": [0.0, 0.0],
+                          "test_acc": [0.5, 0.6]})
+    g = study.plan.base_graph(StudyConfig(), table)
+    assert {v.name: v.error_column for v in g.variables} == {
+        "B": None, "N": "noise_b_simple_se", "S": None, "C": "complexity_dist_init_se", "G": None}  # _err: a bound
+    off = study.plan.base_graph(StudyConfig().override({"causal.measurement_error": False}), table)
+    assert all(v.error_column is None for v in off.variables)
+    with pytest.raises(ConfigError) as info:
+        StudyConfig().override({"causal.measurement_error": "yes"})
+    assert info.value.field == "causal.measurement_error"
