@@ -259,6 +259,11 @@ class TrainConfig:
         reg_scope: parameters the regularisers act on: ``"all"``, ``"weights"``, ``"first_layer"``.
         lr_scaling: ``"fixed"`` (the same lr for every batch size), ``"linear"`` or ``"sqrt"``
             relative to the smallest batch size.
+        trajectory: parameters saved at this many evenly spaced steps of every run
+            (``train.sweep(..., trajectory=K)``), from which ``mediators.measure`` adds the
+            gradient noise the run experienced along training, ``noise_traj_mean`` and
+            ``noise_traj_final`` with their standard errors (dropout on, as in training);
+            ``0`` for end-point measurements only. At most the fewest steps any run takes.
     """
 
     batch_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
@@ -274,6 +279,7 @@ class TrainConfig:
     budget: str = "epochs"
     steps: int | None = None
     patience: int = 10
+    trajectory: int = 4
 
     def __post_init__(self):
         bs = self.batch_sizes
@@ -309,6 +315,7 @@ class TrainConfig:
             raise ConfigError("train.steps", f"is only used with train.budget = 'steps' (budget is {self.budget!r}); "
                                              "set train.budget = 'steps' or drop train.steps")
         _check_int("train.patience", self.patience, minimum=1)
+        _check_int("train.trajectory", self.trajectory, minimum=0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,7 +51,7 @@ TRANSFORMS: dict[str, tuple] = {
     "log": (np.log, np.exp),
     "log2": (np.log2, lambda y: np.power(2.0, y)),
     "log10": (np.log10, lambda y: np.power(10.0, y)),
-    "logit": (lambda x: np.log(x) - np.log1p(-x), lambda y: 1.0 / (1.0 + np.exp(-y))),
+    "logit": (lambda x: np.log(x) - np.log1p(-x), lambda y: np.exp(-np.logaddexp(0.0, -np.asarray(y)))),  # overflow-free
 }
 # Domain of each transform, checked on the data (name → predicate, description).
 _DOMAINS: dict[str, tuple] = {

@@ -138,7 +138,8 @@ def phase_sweep(config: StudyConfig, out: Path, task, *, progress: bool, log: Ca
         f"{config.train.epochs} epochs each; checkpoints in {out / 'checkpoints' / 'sweep'}")
     t0 = time.perf_counter()
     result = _train.sweep(task, interventions, budget, key=StudyKeys.of(config.seed).sweep,
-                          checkpoint_dir=out / "checkpoints" / "sweep", progress=progress)
+                          checkpoint_dir=out / "checkpoints" / "sweep", progress=progress,
+                          trajectory=config.train.trajectory or None)
     return result, time.perf_counter() - t0
 
 

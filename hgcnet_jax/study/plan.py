@@ -213,9 +213,17 @@ def validate(config: StudyConfig, *, task: Any = None) -> dict[str, Any]:
     t = config.train
     validate_without_data(config)
     task = build_task(config) if task is None else task
-    interventions, _ = make_interventions(config)
+    interventions, budget = make_interventions(config)
+    n_train = int(np.asarray(task.splits["train"]).shape[0])
+    if t.trajectory:
+        fewest = min(budget.total_steps(b, n_train) for b in t.batch_sizes)
+        if t.trajectory > fewest:
+            raise ConfigError("train.trajectory", (
+                f"{t.trajectory} checkpoints along training do not fit in the shortest run ({fewest} steps at "
+                f"B = {max(t.batch_sizes)}); use at most {fewest} (--set train.trajectory={fewest}) or none "
+                "(--set train.trajectory=0)"))
     return {"runs": len(interventions), "batch_sizes": list(t.batch_sizes), "seeds": t.seeds, "epochs": t.epochs,
-            "train_examples": int(np.asarray(task.splits["train"]).shape[0]), "minimum_runs": minimum_runs(config)}
+            "train_examples": n_train, "minimum_runs": minimum_runs(config)}
 
 
 def validate_without_data(config: StudyConfig) -> None:
@@ -235,11 +243,17 @@ def validate_without_data(config: StudyConfig) -> None:
 
 
 def measure_kwargs(config: StudyConfig) -> dict[str, Any]:
-    """Keyword arguments of ``mediators.measure``: ``mediators.options`` checked against ``MeasureConfig``."""
+    """Keyword arguments of ``mediators.measure``: ``mediators.options`` checked against ``MeasureConfig``.
+
+    ``trajectory`` follows ``train.trajectory`` unless the options set it: the noise along the
+    saved checkpoints (``noise_traj_*``) is measured whenever the sweep saved them.
+    """
     from hgcnet_jax import mediators as _mediators
 
     known = [f.name for f in dataclasses.fields(_mediators.MeasureConfig)]
     kw = dict(config.mediators.options)
+    if "trajectory" not in kw:  # the sweep saves train.trajectory checkpoints: measure the noise along them
+        kw["trajectory"] = bool(config.train.trajectory)
     for k, v in kw.items():
         if k not in known:
             raise ConfigError(f"mediators.options.{k}", f"not a setting of mediators.measure; settings: {known}")

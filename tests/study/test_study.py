@@ -439,3 +439,23 @@ def test_a_causal_only_change_keeps_the_runs_and_recomputes_the_causal_phase(tin
     # a change to the training is still refused
     with pytest.raises(study.StudyFolderError, match="train.epochs"):
         study.run(config.override({"train.epochs": 3}), out=copy, progress=False, log=None)
+
+
+def test_the_sweep_saves_a_trajectory_and_the_noise_along_it_is_measured(tiny_study):
+    """train.trajectory = 4 by default: every run has the noise it experienced along training."""
+    result, _ = tiny_study
+    runs = result.runs
+    assert TINY.train.trajectory == 4
+    for col in ("noise_traj_mean", "noise_traj_final"):
+        assert np.isfinite(runs[col]).all() and (runs[col] >= 0).all()
+        assert (runs[f"{col}_se"] >= 0).all()
+    # tr Sigma / B: at one seed, the smallest batch experienced more noise than the largest
+    by_b = runs.groupby("batch_size")["noise_traj_mean"].median()
+    assert by_b.loc[8] > by_b.loc[32]
+
+
+def test_a_trajectory_longer_than_the_shortest_run_is_refused_before_training():
+    with pytest.raises(ConfigError) as info:
+        study.plan.validate(TINY.override({"train.trajectory": 1000}))
+    assert info.value.field == "train.trajectory" and "train.trajectory=" in str(info.value)
+    assert study.plan.validate(TINY.override({"train.trajectory": 0}))["runs"] == 12
