@@ -16,7 +16,8 @@ G) picks a graph with a budget path into C (>= 16 of 20), and how often that gra
 
 Usage::
 
-    python experiments/criticism_synthetic.py            # 20 + 20 tables, every candidate (about 20 min on 2 cores;
+    python experiments/criticism_synthetic.py            # 20 + 20 tables, every candidate, heteroscedastic and
+                                                         # constant noise scales (about 15 min each on 2 cores;
                                                          # each phase saved, a re-run resumes)
     python experiments/criticism_synthetic.py --quick    # 2 + 2 tables, three candidates (the suite's smoke test)
 
@@ -69,9 +70,11 @@ def _phase(path: Path | None, compute):
     return value
 
 
-def run(num_tables: int, *, candidates: tuple[str, ...] | None = None, seed: int = 0, folder: Path | None = None) -> dict:
+def run(num_tables: int, *, candidates: tuple[str, ...] | None = None, seed: int = 0, folder: Path | None = None,
+        noise_scale: str = "parents") -> dict:
     """The counts; with ``folder``, each phase (the paper's fits and criticism, then one candidate at a
-    time) is written there as it finishes and a re-run resumes from it."""
+    time) is written there as it finishes and a re-run resumes from it. ``noise_scale`` is every
+    graph's :attr:`~hgcnet_jax.causal.Hypergraph.noise_scale` (``"parents"``: the study's default)."""
     budget, inside = causal.BudgetSCM(), causal.SyntheticSCM()
     outside_tables = [budget.sample(SEEDS, key=jax.random.key(1000 + i)) for i in range(num_tables)]
     inside_tables = [inside.sample(6 * SEEDS, key=jax.random.key(2000 + i), balanced=True) for i in range(num_tables)]
@@ -80,14 +83,14 @@ def run(num_tables: int, *, candidates: tuple[str, ...] | None = None, seed: int
     where = (lambda name: folder / f"{name}.json") if folder is not None else (lambda name: None)
 
     def paper_phase():
-        paper = causal.Hypergraph.paper(direct=True)
+        paper = causal.Hypergraph.paper(direct=True, noise_scale=noise_scale)
         fits = causal.fit_many(paper, outside_tables + inside_tables, key=jax.random.key(seed), **NUTS)
         crits = [causal.criticize(f, t, key=jax.random.key(10 + i))
                  for i, (f, t) in enumerate(zip(fits, outside_tables + inside_tables, strict=True))]
         return {"flagged": sum(not c.ok for c in crits[:num_tables]), "passed": sum(c.ok for c in crits[num_tables:]),
                 "reasons_inside_failures": [list(c.reasons) for c in crits[num_tables:] if not c.ok]}
 
-    base = causal.Hypergraph.paper(direct=True, transforms={"G": "logit"})
+    base = causal.Hypergraph.paper(direct=True, transforms={"G": "logit"}, noise_scale=noise_scale)
     cands = causal.candidate_graphs(base, steps="steps", table=outside_tables[0])
     if candidates is not None:
         cands = {k: v for k, v in cands.items() if k in candidates}
@@ -130,6 +133,7 @@ def run(num_tables: int, *, candidates: tuple[str, ...] | None = None, seed: int
         "candidates": list(cands),
         "passes_by_candidate": {n: sum(r["ok"] for r in per[n]) for n in cands},
         "reasons_inside_failures": paper["reasons_inside_failures"],
+        "noise_scale": noise_scale,
         "seconds": time.perf_counter() - t0,
     }
 
@@ -139,33 +143,47 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="2 + 2 tables and three candidates")
     parser.add_argument("--json", type=Path, help="also write the counts to this file")
     args = parser.parse_args(argv)
-    out = run(2, candidates=QUICK_CANDIDATES) if args.quick else run(20, folder=OUT)
-    print(json.dumps(out, indent=1, default=str))
+    if args.quick:
+        out = run(2, candidates=QUICK_CANDIDATES)
+        print(json.dumps(out, indent=1, default=str))
+        return out
+    # The study's default (heteroscedastic equations) and the constant-scale model it replaced, side by side.
+    both = {ns: run(20, folder=OUT / ns, noise_scale=ns) for ns in ("parents", "constant")}
+    print(json.dumps(both, indent=1, default=str))
     if args.json:
-        args.json.write_text(json.dumps(out, indent=1, default=str))
-    if not args.quick:
-        from _common import write_section
+        args.json.write_text(json.dumps(both, indent=1, default=str))
+    from _common import write_section
 
-        n = out["tables"]
-        write_section("criticism_synthetic", "\n".join([
-            "### Model criticism and graph search on synthetic sweeps (issue #14)",
-            "",
-            f"{n} sweeps per truth, 6 batch sizes × {SEEDS} seeds; NUTS 2 × ({NUTS['num_warmup']} + {NUTS['num_samples']}).",
-            "",
-            "| check | count | issue's bar |",
-            "|---|---|---|",
-            f"| criticism flags the paper's graph, truth outside it (BudgetSCM) | {out['paper_flagged_outside']} / {n} | >= 18 |",
-            f"| criticism passes the paper's graph, truth inside it (SyntheticSCM) | {out['paper_passed_inside']} / {n} | >= 17 |",
-            f"| search picks a graph with a budget path into C | {out['search_true_path']} / {n} | >= 16 |",
-            f"| the chosen graph's 90 % ATE interval covers the truth ({out['true_ate']:.4f}) | {out['search_ate_covered']} / {n} | >= 16 |",
-            f"| no candidate passes | {out['search_none']} / {n} | |",
-            "",
-            f"Candidates: {', '.join(out['candidates'])}. Picked: {', '.join(map(str, out['picked']))}. "
-            "Criticism passes per candidate: " + ", ".join(f"{k} {v}/{n}" for k, v in out["passes_by_candidate"].items())
-            + ". Produced by `python experiments/criticism_synthetic.py` (resumable: each phase is saved under "
-            "hgcnet-out/experiments/criticism_synthetic/).",
-        ]))
-    return out
+    out, old = both["parents"], both["constant"]
+    n = out["tables"]
+    rows = [
+        ("criticism flags the paper's graph, truth outside it (BudgetSCM)", "paper_flagged_outside", ">= 18"),
+        ("criticism passes the paper's graph, truth inside it (SyntheticSCM)", "paper_passed_inside", ">= 17"),
+        ("search picks a graph with a budget path into C", "search_true_path", ">= 16"),
+        (f"the chosen graph's 90 % ATE interval covers the truth ({out['true_ate']:.4f})", "search_ate_covered", ">= 16"),
+        ("no candidate passes", "search_none", ""),
+    ]
+    lines = [
+        "### Model criticism and graph search on synthetic sweeps (issue #14)",
+        "",
+        f"{n} sweeps per truth, 6 batch sizes × {SEEDS} seeds; NUTS 2 × ({NUTS['num_warmup']} + {NUTS['num_samples']}). "
+        "Every graph with heteroscedastic equations (`noise_scale=\"parents\"`, the study's default) and, for "
+        "comparison, with one constant noise scale per equation.",
+        "",
+        "| check | parents (default) | constant | issue's bar |",
+        "|---|---|---|---|",
+        *(f"| {label} | {out[k]} / {n} | {old[k]} / {n} | {bar} |" for label, k, bar in rows),
+        "",
+    ]
+    for ns, r in both.items():
+        lines.append(f"{ns}: candidates {', '.join(r['candidates'])}. Picked: {', '.join(map(str, r['picked']))}. "
+                     "Criticism passes per candidate: "
+                     + ", ".join(f"{k} {v}/{n}" for k, v in r["passes_by_candidate"].items()) + ".")
+        lines.append("")
+    lines.append("Produced by `python experiments/criticism_synthetic.py` (resumable: each phase is saved under "
+                 "hgcnet-out/experiments/criticism_synthetic/<noise scale>/).")
+    write_section("criticism_synthetic", "\n".join(lines))
+    return both
 
 
 if __name__ == "__main__":
