@@ -153,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     flags, command = SETTINGS[args.setting]
     config = config_from_args(build_parser().parse_args(["study", *flags]))
     out = REPO / "hgcnet-out" / "experiments" / f"study_{args.setting}"
+    # as `hgcnet study` does: JAX's persistent compilation cache, here a folder of this study's
+    # own (cold on a fresh or --overwrite run, so the recorded time is a first run's)
+    cache = out.parent / f"study_{args.setting}.xla-cache"
+    if args.overwrite:
+        shutil.rmtree(cache, ignore_errors=True)
+    from hgcnet_jax import compile_cache
+
+    compile_cache.enable(cache)
     t0 = time.perf_counter()
     result = study.run(config, out=out, overwrite=args.overwrite)
     seconds = time.perf_counter() - t0

@@ -9,7 +9,7 @@ The names below are the public API; everything else is reachable through the
 subpackages (``hgcnet_jax.curvature.spectral_density`` …).
 """
 
-from hgcnet_jax import causal, curvature, data, mediators, models, prune, train
+from hgcnet_jax import causal, compile_cache, curvature, data, mediators, models, prune, train
 from hgcnet_jax.causal import (
     Criticism,
     Hypergraph,
@@ -35,6 +35,7 @@ __all__ = [
     "mediators",
     "causal",
     "prune",
+    "compile_cache",
     # data
     "Dataset",
     "load",

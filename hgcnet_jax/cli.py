@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--set", dest="sets", action="append", type=_assignment, default=[], metavar="KEY=VALUE",
                    help="set any config field by its dotted name, e.g. causal.num_chains=4 (repeatable)")
     g.add_argument("--out", metavar="DIR", help="output folder (default ./hgcnet-out/study-<dataset>-<model>)")
+    g.add_argument("--no-compile-cache", action="store_true",
+                   help="do not use JAX's persistent compilation cache (default: on, in ~/.cache/hgcnet_jax/xla or "
+                   "$JAX_COMPILATION_CACHE_DIR): refits and re-runs then compile every program again")
     g.add_argument("--overwrite", "--force", action="store_true",
                    help="delete a previous study with a different config in --out and start again")
     g.add_argument("--no-progress", action="store_true",
@@ -232,6 +235,10 @@ def _run_study(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(config, out)
     quiet = {"progress": False, "log": None} if args.quiet else {"progress": not args.no_progress}
+    if not args.no_compile_cache:  # before the first compilation (the dataset check above compiles nothing)
+        from hgcnet_jax import compile_cache
+
+        compile_cache.enable()
     result = study.run(config, out=out, overwrite=args.overwrite, **quiet)
     rec = result.summary["recommendation"]
     print(f"report: {result.report.resolve()}")

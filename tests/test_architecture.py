@@ -132,7 +132,7 @@ def test_causal_layers_import_only_the_layers_below(module, allowed):
 #: folder or from folders of a lower rank (``prune`` is a branch beside ``causal``:
 #: it reuses the trainer and the curvature, nothing downstream).
 RANKS = {
-    "_io": 0, "_keys": 0, "_compat": 0, "_version": 0, "config": 0,
+    "_io": 0, "_keys": 0, "_compat": 0, "_version": 0, "config": 0, "compile_cache": 0,
     "data": 1, "models": 2, "train": 3, "curvature": 4, "mediators": 5,
     "causal": 6, "prune": 6, "report": 7, "study": 8, "cli": 9, "<root>": 10,
 }

@@ -1,0 +1,73 @@
+"""JAX's persistent compilation cache, for the programs a study compiles again and again.
+
+A study compiles one NUTS program per candidate graph, and every refit of the answering
+graph (placebo and held-out-seed refuters, leave-one-batch-size-out) builds a fresh closure
+that JAX's in-memory cache cannot recognise, so it compiles the very same program again.
+With JAX's persistent cache (``jax_compilation_cache_dir``) the second compile is a read
+from disk, within a run and across runs (a resumed study, a re-run, a notebook restarted).
+A loaded executable computes exactly what a fresh compile does.
+
+``hgcnet study`` turns it on by default (``--no-compile-cache`` turns it off). A library
+must not change JAX's global configuration on import, so this is a function that the
+command line, the experiment scripts and a user's notebook call explicitly::
+
+    import hgcnet_jax as hg
+    hg.compile_cache.enable()          # ~/.cache/hgcnet_jax/xla (or $XDG_CACHE_HOME/hgcnet_jax/xla)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["default_dir", "enable"]
+
+#: Compiles shorter than this are not worth a disk write (JAX's own default is 1 s).
+MIN_COMPILE_TIME_S = 0.5
+#: Upper bound of the cache folder, where the ``filelock`` package is installed (JAX needs it to
+#: evict the least recently used entries); without it the folder is not bounded.
+MAX_SIZE_BYTES = 2 * 1024**3
+
+
+def default_dir() -> Path:
+    """``$XDG_CACHE_HOME/hgcnet_jax/xla``, else ``~/.cache/hgcnet_jax/xla``."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "hgcnet_jax" / "xla"
+
+
+def enable(path: str | os.PathLike | None = None) -> Path | None:
+    """Turn on JAX's persistent compilation cache for this process.
+
+    Call it before the first compilation: JAX decides once per process whether it uses a
+    cache. Where the caller's environment already chose a folder (``JAX_COMPILATION_CACHE_DIR``
+    or an earlier ``jax.config.update``), that choice is kept.
+
+    Args:
+        path: The cache folder (created if missing); :func:`default_dir` by default.
+
+    Returns:
+        The folder in use, or ``None`` when it cannot be created (the run then compiles as
+        usual; nothing fails for want of a cache).
+    """
+    import jax
+
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return Path(current)
+    folder = Path(path) if path is not None else default_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # the caller's threshold wins
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
+    try:  # JAX bounds the folder (LRU eviction) only with the filelock package; unbounded otherwise
+        import filelock  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        jax.config.update("jax_compilation_cache_max_size", MAX_SIZE_BYTES)
+    return folder
