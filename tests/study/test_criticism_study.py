@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hgcnet_jax import study
-from hgcnet_jax.config import ConfigError, StudyConfig
+from hgcnet_jax.config import ConfigError, StudyConfig, preset
 from hgcnet_jax.report import html
 
 
@@ -58,6 +58,9 @@ def test_the_forms_and_the_outcome_transform_reach_the_graphs():
     other = study.plan.base_graph(StudyConfig().override({"causal.noise": "student", "causal.noise_scale": "constant"}))
     assert (other.noise, other.noise_scale) == ("student", "constant")
     assert all(g.noise_scale == "parents" for g in study.plan.graphs(StudyConfig()).values())
+    # the embedded demo has 4 seeds per arm: too few for a per-arm spread
+    assert StudyConfig().override(preset("quick")).causal.noise_scale == "constant"
+    assert StudyConfig().override(preset("paper", "cora")).causal.noise_scale == "parents"
 
 
 def test_accuracies_of_0_or_1_are_moved_by_half_a_count_and_bad_values_name_their_runs():
