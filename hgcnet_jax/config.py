@@ -760,7 +760,8 @@ _PLANETOID = ("cora", "citeseer", "pubmed")
 def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
     """Dotted-name updates of a named preset, for :meth:`StudyConfig.override`.
 
-    ``"tiny"`` is a smoke test (seconds of training, a short MCMC, three candidate graphs:
+    ``"tiny"`` is a smoke test (seconds of training, a short MCMC, three candidate graphs, one noise
+    scale per equation as in ``"quick"``:
     the numbers mean nothing); ``"quick"`` is the embedded demo that runs end to end within minutes on a
     2-core CPU (four candidate graphs, two refuters: :data:`QUICK_CANDIDATES`, :data:`QUICK_REFUTERS`;
     one noise scale per equation, since 4 seeds per batch size cannot identify a per-arm spread);
@@ -780,7 +781,7 @@ def preset(name: str, dataset: str = "csbm") -> dict[str, Any]:
                "mediators.options.lanczos_steps": 4, "mediators.options.slq_probes": 1,
                "mediators.options.trace_probes": 3, "causal.num_warmup": 60, "causal.num_samples": 60,
                "causal.permutations": 200, "causal.refuters": ["placebo_treatment"],
-               "causal.candidates": ["hypergraph", "pairwise", "B->C"]}
+               "causal.candidates": ["hypergraph", "pairwise", "B->C"], "causal.noise_scale": "constant"}
         if dataset == "csbm":
             out["data.options.num_nodes"] = 120
         return out

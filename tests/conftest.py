@@ -34,38 +34,27 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-#: Files that share the expensive session fixtures of tests/causal/conftest.py (NUTS fits of
-#: 30 + 20 synthetic tables): one xdist worker runs them all, so the fits are made once.
-_SHARED_GROUPS = {
-    "causal-synthetic-fits": ("tests/causal/test_causal_effects.py", "tests/causal/test_causal_fit.py",
-                              "tests/causal/test_causal_model.py", "tests/causal/test_causal_slow.py",
-                              "tests/causal/test_criticize.py"),
-}
-#: Files whose tests are spread over the workers one by one (long tests, cheap fixtures).
-_SPREAD = ("tests/study/test_notebooks.py",)
-#: The longest units, started first (longest first) so that no worker idles at the end.
-_FIRST = ("tests/study/test_study.py", "causal-synthetic-fits", "tests/study/test_notebooks.py",
-          "tests/train/test_checkpoint.py", "tests/causal/test_criticize_slow.py", "tests/study/test_folder.py")
+#: The longest test files, started first (longest first) so that no xdist worker idles at the
+#: end. ``--dist loadfile`` (pyproject's addopts) keeps each file on one worker, so a module
+#: fixture is computed once (the default ``load`` split a file's tests over both workers, and
+#: each computed it: the tiny study's 215 s twice). The five files that share
+#: tests/causal/conftest.py's session fixtures still compute those once per worker that runs
+#: one of them (xdist's ``loadgroup`` would join them, but it does not group under pytest 9.2).
+_FIRST = ("tests/study/test_study.py", "tests/study/test_notebooks.py", "tests/causal/test_causal_effects.py",
+          "tests/causal/test_causal_model.py", "tests/causal/test_causal_slow.py", "tests/causal/test_causal_fit.py",
+          "tests/causal/test_criticize.py", "tests/causal/test_criticize_slow.py", "tests/train/test_checkpoint.py",
+          "tests/study/test_folder.py")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under ``--dist loadgroup`` (pyproject's addopts): one worker per test file, so a module
-    fixture is computed once, not once per worker that got one of its tests (the default
-    ``load`` splits a file's tests); the files of ``_SHARED_GROUPS`` share one worker; the
-    longest units first. Which tests run, and what they assert, is unchanged."""
-    group_of = {f: g for g, files in _SHARED_GROUPS.items() for f in files}
-
-    def unit(item):
-        path = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
-        return None if path in _SPREAD else group_of.get(path, path), path
-
+    """The longest files first (a stable sort: each file's own order is kept)."""
     rank = {name: i for i, name in enumerate(_FIRST)}
-    for item in items:
-        group, _ = unit(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: rank.get(unit(item)[0] or unit(item)[1], len(rank)))   # stable
+
+    def file_of(item) -> str:
+        return Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
+
+    items.sort(key=lambda item: rank.get(file_of(item), len(rank)))
 
 
 def pytest_unconfigure(config):
