@@ -189,6 +189,6 @@ def prepare(graph: Hypergraph, data: pd.DataFrame, *, min_rows: int = MIN_ROWS) 
                 "be finite and >= 0 (leave error_column unset to fit without measurement error)"
             )
         raw = data[v.column].to_numpy(dtype=np.float64)
-        inputs[f"se:{v.name}"] = jnp.asarray(se * v.forward_slope(raw) / std[v.name], dtype=jnp.float32)
+        inputs[f"se:{v.name}"] = jnp.asarray(se * np.exp(v.log_forward_slope(raw)) / std[v.name], dtype=jnp.float32)
     inputs["rows"] = jnp.arange(n, dtype=jnp.int32)
     return inputs, observed, Scaling(mean, std, levels)

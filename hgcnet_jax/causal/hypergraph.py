@@ -65,13 +65,14 @@ _DOMAINS: dict[str, tuple] = {
 #: How each structural equation's noise scale is modelled (:attr:`Hypergraph.noise_scale`).
 NOISE_SCALES: tuple[str, ...] = ("constant", "parents")
 
-#: |d transform(x) / dx| per transform (the delta method's factor).
-_SLOPES: dict[str, object] = {
-    "identity": lambda x: np.ones_like(x),
-    "log": lambda x: 1.0 / np.abs(x),
-    "log2": lambda x: 1.0 / (np.abs(x) * np.log(2.0)),
-    "log10": lambda x: 1.0 / (np.abs(x) * np.log(10.0)),
-    "logit": lambda x: 1.0 / np.abs(x * (1.0 - x)),
+#: log |d transform(x) / dx| per transform, on each transform's domain: the delta method's factor
+#: (standard errors to the model scale) and the log-Jacobian (model-scale densities to raw units).
+_LOG_SLOPES: dict[str, object] = {
+    "identity": lambda x: np.zeros_like(x),
+    "log": lambda x: -np.log(x),
+    "log2": lambda x: -np.log(x * np.log(2.0)),
+    "log10": lambda x: -np.log(x * np.log(10.0)),
+    "logit": lambda x: -np.log(x) - np.log1p(-x),
 }
 
 EdgeForm = Literal["linear", "rbf"]
@@ -157,9 +158,10 @@ class Variable:
         """Model scale (after un-standardisation) → raw values."""
         return TRANSFORMS[self.transform][1](np.asarray(y, dtype=np.float64))
 
-    def forward_slope(self, x: np.ndarray) -> np.ndarray:
-        """``|d forward / dx|`` at raw values ``x``: carries a standard error to the model scale."""
-        return _SLOPES[self.transform](np.asarray(x, dtype=np.float64))
+    def log_forward_slope(self, x: np.ndarray) -> np.ndarray:
+        """``log |d forward / dx|`` at raw values ``x`` (inside the transform's domain): carries a
+        standard error to the model scale, and a model-scale density to raw units."""
+        return _LOG_SLOPES[self.transform](np.asarray(x, dtype=np.float64))
 
     def in_domain(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask of raw values inside the transform's domain."""

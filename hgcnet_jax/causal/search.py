@@ -132,16 +132,6 @@ def _steps_determined(graph: Hypergraph, var: Variable, table: pd.DataFrame | No
     return bool(within.max() <= 1e-6 * max(float(np.std(z)), 1e-12))
 
 
-#: log |d transform(x) / dx| per transform: densities on the model scale → raw units.
-_LOG_JACOBIAN = {
-    "identity": lambda x: np.zeros_like(x),
-    "log": lambda x: -np.log(x),
-    "log2": lambda x: -np.log(x * np.log(2.0)),
-    "log10": lambda x: -np.log(x * np.log(10.0)),
-    "logit": lambda x: -np.log(x) - np.log1p(-x),
-}
-
-
 def common_elpd(fit: Fit, variables: Sequence[str]) -> tuple[float, float, float]:
     """PSIS-LOO ELPD of ``variables``' summed per-run log densities: ``(elpd, se, max Pareto k)``.
 
@@ -157,7 +147,7 @@ def common_elpd(fit: Fit, variables: Sequence[str]) -> tuple[float, float, float
     for v in variables:
         var = fit.graph.variable(v)
         raw = fit.data[var.column].to_numpy(dtype=np.float64)
-        jac = _LOG_JACOBIAN[var.transform](raw) - np.log(fit.scaling.std[v])
+        jac = var.log_forward_slope(raw) - np.log(fit.scaling.std[v])
         cut = fit.inputs.get(f"cut:{v}")
         if cut is not None:
             jac = np.where(np.asarray(cut), 0.0, jac)
