@@ -22,6 +22,15 @@ A researcher with their own model, data and optax loop does not move to
     row = probe.finish(pstate, params, seed=seed, test_acc=acc)
     table = hg.mediators.probe_table(rows)      # one row per (batch size, seed)
 
+A :class:`Probe` is itself a pytree: its data, key and example indices are leaves, its
+settings (the loss, ``batch_size``, ``every``, ``num_steps``, ``lr``, the measurement
+config) static. Pass it to a jitted step as an argument rather than closing over it, and
+one compiled step serves every seed of a batch size (closing over it bakes the seed's key
+and the data into the program as constants, so each run compiles anew)::
+
+    @jax.jit
+    def step(probe, params, opt_state, pstate, t, batch): ...
+
 What is recorded:
 
 * along the trajectory, at every probed step, the minibatch gradient noise
@@ -85,11 +94,15 @@ class ProbeState(NamedTuple):
     count: Int[Array, ""]
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["data", "key", "example_indices"],
+                   meta_fields=["per_example_loss", "batch_size", "every", "num_steps", "lr", "config"])
 @dataclasses.dataclass(frozen=True)
 class Probe:
     """A mediator probe for one run of a user's own training loop (see the module docstring).
 
-    Build it with :func:`probe`, which validates the settings.
+    Build it with :func:`probe`, which validates the settings. A pytree: ``data``, ``key``
+    and ``example_indices`` are its leaves (traced when the probe is a ``jit`` argument,
+    batched under ``vmap``), the other fields static.
 
     Attributes:
         per_example_loss: ``(params, batch) -> (b,)`` losses, ``batch`` a pytree of arrays

@@ -117,3 +117,39 @@ def test_probe_refuses_what_it_cannot_do():
         too_small.finish(s, params)
     with pytest.raises(ValueError, match="no probe recorded"):
         too_small.finish(too_small.init(params), params)
+
+
+def test_a_probe_is_a_pytree_one_compiled_step_serves_every_seed_and_vmaps():
+    """Passed as a jit argument, the probe's key is traced: two seeds, one compile, and the
+    state the closure version records; stacked probes vmap (the seeds of one batch size at once)."""
+    x, y = _blobs(60)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    model = UserMLP()
+
+    def per_example_loss(params, batch):
+        return optax.softmax_cross_entropy_with_integer_labels(model.apply({"params": params}, batch[0]), batch[1])
+
+    params = model.init(jax.random.key(1), x[:2])["params"]
+    probes = [mediators.probe(per_example_loss, (x, y), batch_size=8, every=2, num_steps=4, key=jax.random.key(s),
+                              num_examples=40, **SETTINGS) for s in (5, 6)]
+    leaves, treedef = jax.tree_util.tree_flatten(probes[0])
+    assert len(leaves) == 4            # x, y, the key, the example indices; the settings are static
+    again = jax.tree_util.tree_unflatten(treedef, leaves)
+    assert (again.batch_size, again.every, again.num_steps, again.config) == (8, 2, 4, probes[0].config)
+
+    @jax.jit
+    def record(probe, pstate, params, t):
+        return probe.update(pstate, params, t)
+
+    by_argument = [record(p, p.init(params), params, 0) for p in probes]
+    assert record._cache_size() == 1                       # the second seed reused the program
+    for p, got in zip(probes, by_argument):
+        closed = jax.jit(lambda s, q, t, p=p: p.update(s, q, t))(p.init(params), params, 0)
+        np.testing.assert_allclose(np.asarray(got.values), np.asarray(closed.values), rtol=1e-5)
+        assert int(got.count) == 1 and np.isfinite(float(got.values[0])) and float(got.ses[0]) > 0
+    assert float(by_argument[0].values[0]) != float(by_argument[1].values[0])   # the seeds' keys differ
+
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *probes)
+    states = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *[p.init(params) for p in probes])
+    batched = jax.vmap(lambda p, s: p.update(s, params, 0))(stacked, states)
+    np.testing.assert_allclose(np.asarray(batched.values[:, 0]), [float(s.values[0]) for s in by_argument], rtol=1e-5)
