@@ -34,27 +34,52 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-#: The longest test files, started first (longest first) so that no xdist worker idles at the
-#: end. ``--dist loadfile`` (pyproject's addopts) keeps each file on one worker, so a module
-#: fixture is computed once (the default ``load`` split a file's tests over both workers, and
-#: each computed it: the tiny study's 215 s twice). The five files that share
-#: tests/causal/conftest.py's session fixtures still compute those once per worker that runs
-#: one of them (xdist's ``loadgroup`` would join them, but it does not group under pytest 9.2).
-_FIRST = ("tests/study/test_study.py", "tests/study/test_notebooks.py", "tests/causal/test_causal_effects.py",
-          "tests/causal/test_causal_model.py", "tests/causal/test_causal_slow.py", "tests/causal/test_causal_fit.py",
-          "tests/causal/test_criticize.py", "tests/causal/test_criticize_slow.py", "tests/train/test_checkpoint.py",
-          "tests/study/test_folder.py")
+#: The test files that share tests/causal/conftest.py's session fixtures (NUTS fits of 50
+#: synthetic tables). They run on one xdist worker, so those fits are computed once per
+#: session instead of once per worker that happens to get one of these files.
+_SHARED_CAUSAL = ("tests/causal/test_causal_effects.py", "tests/causal/test_causal_model.py",
+                  "tests/causal/test_causal_slow.py", "tests/causal/test_causal_fit.py",
+                  "tests/causal/test_criticize.py")
+#: The longest work units, started first (longest first) so that no worker idles at the end;
+#: each file's own order is kept. A work unit is a file (a module fixture, such as the tiny
+#: study, is computed once) or the _SHARED_CAUSAL group.
+_FIRST = ("tests/study/test_study.py", *_SHARED_CAUSAL, "tests/study/test_notebooks.py",
+          "tests/causal/test_criticize_slow.py", "tests/train/test_sweep.py", "tests/mediators/test_measure.py",
+          "tests/models/test_models.py", "tests/mediators/test_probe.py", "tests/curvature/test_lanczos.py",
+          "tests/curvature/test_operators.py", "tests/prune/test_lasso.py", "tests/train/test_checkpoint.py")
+
+
+def _unit_of(nodeid: str) -> str:
+    name = nodeid.split("::", 1)[0]
+    return "shared-causal-fixtures" if name in _SHARED_CAUSAL else name
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """The longest files first (a stable sort: each file's own order is kept)."""
+    """The longest work units first (a stable sort: each file's own order is kept)."""
     rank = {name: i for i, name in enumerate(_FIRST)}
 
     def file_of(item) -> str:
         return Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
 
     items.sort(key=lambda item: rank.get(file_of(item), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's file-scope scheduling, with _SHARED_CAUSAL as one unit and the collection's order kept.
+
+    ``--dist loadfile`` alone re-sorts its units by test count (``--loadscope-reorder`` is on
+    by default), which ignored _FIRST, and it cannot join files.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit_of(nodeid)
+
+    config.option.loadscopereorder = False
+    return Scheduling(config, log)
 
 
 def pytest_unconfigure(config):
