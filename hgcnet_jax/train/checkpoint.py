@@ -32,6 +32,12 @@ __all__ = ["check_fingerprint", "BucketCheckpointer"]
 FINGERPRINT = "sweep.json"
 
 
+#: Fingerprint keys that earlier versions recorded but that do not change a sweep's results:
+#: ``devices`` (a sweep sharded over k devices trains the same runs as on one, to float
+#: rounding; a checkpoint written on one device count resumes on another).
+RESULT_NEUTRAL = ("devices",)
+
+
 def check_fingerprint(checkpoint_dir: str | Path, fingerprint: dict[str, Any]) -> Path:
     """Create ``checkpoint_dir`` and record ``fingerprint``, or check it matches the recorded one.
 
@@ -44,6 +50,8 @@ def check_fingerprint(checkpoint_dir: str | Path, fingerprint: dict[str, Any]) -
     canon = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
+        for k in RESULT_NEUTRAL:  # recorded by older versions; they do not change the results
+            old.pop(k, None)
         if old != canon:
             diff = sorted(k for k in set(old) | set(canon) if old.get(k) != canon.get(k))
             raise ValueError(
@@ -63,6 +71,7 @@ class BucketCheckpointer:
         self._mngr = ocp.CheckpointManager(
             self.directory.absolute(),
             options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False, create=True),
+            item_handlers=ocp.StandardCheckpointHandler(),  # so a fresh manager reads saved metadata
         )
 
     def latest(self) -> int | None:
@@ -72,6 +81,14 @@ class BucketCheckpointer:
     def save(self, chunks_done: int, tree: Any) -> None:
         self._mngr.save(chunks_done, args=ocp.args.StandardSave(tree))
         self._mngr.wait_until_finished()
+
+    def saved_replicas(self, chunks_done: int) -> int:
+        """Replicas (padding included) in a saved checkpoint: axis 1 of its ``history``.
+
+        A sweep pads each bucket to a multiple of its mesh size, so a checkpoint written on
+        another device count may hold another number of padding replicas.
+        """
+        return int(self._mngr.item_metadata(chunks_done)["history"].shape[1])
 
     def restore(self, chunks_done: int, target: Any) -> Any:
         abstract = jax.tree.map(_abstract, target)

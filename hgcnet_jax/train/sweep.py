@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -554,12 +553,41 @@ def _init_carry(task: Task, key, seeds: np.ndarray, n_train: int):
     return _init_carry_jit(key, jnp.asarray(seeds, jnp.int32), task.data, spec=task.spec, n_train=n_train)
 
 
-def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh, width,
+def _replica_axes(tree: dict) -> dict:
+    """The replica axis of each part of a bucket checkpoint: ``history`` is (rows, replicas, metrics)."""
+    return {k: 1 if k == "history" else 0 for k in tree if k != "wall"}
+
+
+def _resized(target: dict, replicas: int) -> dict:
+    """Host (numpy) restore target of ``target``'s structure with ``replicas`` replicas."""
+    out = dict(target)
+    for k, ax in _replica_axes(target).items():
+        out[k] = jax.tree.map(lambda x, ax=ax: np.zeros(x.shape[:ax] + (replicas,) + x.shape[ax + 1:], x.dtype),
+                              target[k])
+    return out
+
+
+def _repad(tree: dict, R: int, Rp: int) -> dict:
+    """A restored checkpoint cut to its ``R`` runs and padded to ``Rp`` replicas as a fresh bucket is.
+
+    Padding replicas are copies of the bucket's first run (its seed and hyper-parameters), so
+    they hold its state, bit for bit, at every step.
+    """
+    idx = np.concatenate([np.arange(R), np.zeros(Rp - R, np.int64)])
+    out = dict(tree)
+    for k, ax in _replica_axes(tree).items():
+        out[k] = jax.tree.map(lambda x, ax=ax: np.take(np.asarray(x), idx, axis=ax), tree[k])
+    return out
+
+
+def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, width,
                  trajectory: int | None = None) -> dict[str, Any]:
     ds = task.dataset
     # The trajectory does not change a run's results, but a checkpoint holds the checkpoints
     # saved so far, which a resume with another K could not complete: it is part of the
     # fingerprint when set, and absent otherwise (folders written before it still resume).
+    # The device count is not part of it: a sweep sharded over k devices trains the same
+    # runs (to float rounding), and a checkpoint saved on one count resumes on another.
     extra = {} if trajectory is None else {"trajectory": int(trajectory)}
     return {**extra,
         "dataset": {
@@ -575,7 +603,6 @@ def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, mesh, 
         "budget": dict(budget.as_dict()),
         "key": np.asarray(jax.random.key_data(key)).tolist(),
         "chunk_steps": chunk_steps,
-        "devices": 1 if mesh is None else int(mesh.devices.size),
         "vmap_width": width,
     }
 
@@ -706,7 +733,7 @@ def sweep(
 
     root = None
     if checkpoint_dir is not None:
-        fp = _fingerprint(task, runs, budget, key, chunk_steps, mesh, width, trajectory)
+        fp = _fingerprint(task, runs, budget, key, chunk_steps, width, trajectory)
         root = check_fingerprint(checkpoint_dir, fp)
 
     # Buckets: same batch size and same static switches, ordered by batch size.
@@ -771,7 +798,12 @@ def sweep(
                     target = {"carry": carry, "history": history, "wall": np.float64(0)}
                     if kept is not None:
                         target["trajectory"] = kept
-                    tree = ckpt.restore(last, target)
+                    saved_rp = ckpt.saved_replicas(last)
+                    if saved_rp == Rp:
+                        tree = ckpt.restore(last, target)
+                    else:  # saved on another device count: its padding differs, the runs do not
+                        tree = _repad(ckpt.restore(last, _resized(target, saved_rp)), R, Rp)
+                        tree["carry"] = jax.device_put(tree["carry"], rs if mesh is not None else None)
                     carry, history, wall = tree["carry"], np.asarray(tree["history"]), float(tree["wall"])
                     if kept is not None:
                         kept = jax.tree.map(np.array, tree["trajectory"])  # writable copies

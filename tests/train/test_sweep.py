@@ -1,5 +1,7 @@
 """The sweep: buckets, divergence, determinism, sharding, optimiser correctness, results API."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,6 +135,40 @@ def test_sharded_over_8_devices_equals_unsharded(base, task):
     # before overflow) amplify rounding differences, so only its flag and step are compared.
     for r in range(8):
         jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), sharded.params(r), base.params(r))
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_checkpoint_resumes_on_another_device_count(base, task, tmp_path, monkeypatch):
+    """Saved on 3 devices (the bucket of 4 runs padded to 6 replicas), stopped mid-bucket, finished
+    on one device: the runs of an uninterrupted unsharded sweep, to float rounding (the device
+    count is not in the fingerprint; older folders that recorded one still resume)."""
+    from hgcnet_jax.train import checkpoint
+
+    real, saves = checkpoint.BucketCheckpointer.save, []
+
+    def save_then_stop(self, chunks_done, tree):
+        real(self, chunks_done, tree)
+        saves.append((self.directory.name, chunks_done, tree["history"].shape[1]))
+        if len(saves) == 2:
+            raise _Stop
+
+    monkeypatch.setattr(checkpoint.BucketCheckpointer, "save", save_then_stop)
+    kw = dict(key=KEY, checkpoint_dir=tmp_path, chunk_steps=9, progress=False)
+    with pytest.raises(_Stop):
+        sweep(task, _runs(), BUDGET, mesh=make_mesh(jax.devices()[:3]), **kw)
+    monkeypatch.undo()
+    assert saves == [("bucket_000", 1, 6), ("bucket_000", 2, 6)]  # B=8: 2 of its 4 chunks, 4 runs + 2 padding
+    fp = tmp_path / checkpoint.FINGERPRINT
+    fp.write_text(json.dumps({**json.loads(fp.read_text()), "devices": 8}))  # as written by an older version
+    resumed = sweep(task, _runs(), BUDGET, **kw)
+    pd.testing.assert_frame_equal(_numeric(resumed.runs), _numeric(base.runs), rtol=1e-5, atol=1e-6)
+    for r in range(8):
+        jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), resumed.params(r),
+                     base.params(r))
 
 
 def test_optimisers_match_optax_step_by_step(tiny_graph):
