@@ -69,6 +69,7 @@ examples:
   hgcnet study --dataset cora --model gcn        # the paper's setting on Cora
   hgcnet study --dataset cora --model gcn --dry-run   # check config, data and grid; train nothing
   hgcnet study --batch-sizes 16,64,256 --seeds 6 --epochs 10
+  hgcnet study --devices 2                       # runs sharded over 2 devices (on a CPU: 2 host devices)
   hgcnet study --config study.toml --out runs/exp1
   hgcnet study --set causal.num_samples=2000 --set model.options.hidden=32
   hgcnet study --print-config > study.toml       # write the resolved config, edit, reuse
@@ -165,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--set", dest="sets", action="append", type=_assignment, default=[], metavar="KEY=VALUE",
                    help="set any config field by its dotted name, e.g. causal.num_chains=4 (repeatable)")
     g.add_argument("--out", metavar="DIR", help="output folder (default ./hgcnet-out/study-<dataset>-<model>)")
+    g.add_argument("--devices", type=int, metavar="N",
+                   help="shard the sweep's runs over N devices (default: every GPU/TPU, one CPU device); on a CPU "
+                   "the command restarts itself with N host devices, which helps on a multi-core machine")
     g.add_argument("--no-compile-cache", action="store_true",
                    help="do not use JAX's persistent compilation cache (default: on, in ~/.cache/hgcnet_jax/xla or "
                    "$JAX_COMPILATION_CACHE_DIR): refits and re-runs then compile every program again")
@@ -209,7 +213,7 @@ def config_from_args(args: argparse.Namespace):
         "optimizer": "train.optimizer", "current_batch_size": "current_batch_size", "seed": "seed",
         "budget": "train.budget", "edge_form": "causal.edge_form", "treatment_form": "causal.treatment_form",
         "hyperedge_form": "causal.hyperedge_form", "outcome_transform": "causal.outcome_transform",
-        "noise": "causal.noise", "noise_scale": "causal.noise_scale",
+        "noise": "causal.noise", "noise_scale": "causal.noise_scale", "devices": "train.devices",
     }
     updates: dict[str, Any] = {}
     for attr, field in flag_map.items():
@@ -224,13 +228,55 @@ def config_from_args(args: argparse.Namespace):
     return C.resolve(args.preset, file, updates)
 
 
-def _run_study(args: argparse.Namespace) -> int:
+#: Set in a study restarted with host devices (:func:`_restart_with_host_devices`): it never restarts twice.
+_RESTARTED = "HGCNET_HOST_DEVICES"
+_HOST_DEVICES = "--xla_force_host_platform_device_count"
+
+
+def _restart_with_host_devices(n: int | None, argv: Sequence[str], console: bool) -> int | None:
+    """Run the study again in a process whose CPU has ``n`` host devices; ``None``: go on here.
+
+    XLA reads ``XLA_FLAGS`` once, when JAX starts its backends, so the flag that splits a CPU
+    into ``n`` devices must be set before that: the command starts itself again with it (the
+    console script replaces its process, ``main(argv)`` waits for a child and returns its
+    status). Nothing restarts when ``n`` is 1, when the flag already gives ``n`` devices, or
+    when JAX has started in this process (a notebook, a test): the study then uses the devices
+    JAX has and names ``train.devices`` if they are too few. The flag only affects the CPU
+    platform: on GPU/TPU the restarted study uses the accelerators.
+    """
+    import re
+    import subprocess
+
+    if n is None or n <= 1 or os.environ.get(_RESTARTED):
+        return None
+    from jax._src import xla_bridge
+
+    if getattr(xla_bridge, "backends_are_initialized", lambda: True)():
+        return None
+    flags = os.environ.get("XLA_FLAGS", "")
+    have = re.search(_HOST_DEVICES + r"=(\d+)", flags)
+    if have and int(have.group(1)) >= n:
+        return None
+    flags = (re.sub(_HOST_DEVICES + r"=\d+", "", flags) + f" {_HOST_DEVICES}={n}").strip()
+    env = {**os.environ, "XLA_FLAGS": flags, _RESTARTED: str(n)}
+    cmd = [sys.executable, "-m", "hgcnet_jax.cli", *argv]
+    if console:  # pragma: no cover - replaces the process; tests call main(argv)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, cmd, env)
+    return subprocess.run(cmd, env=env, check=False).returncode
+
+
+def _run_study(args: argparse.Namespace, argv: Sequence[str] = (), console: bool = False) -> int:
     config = config_from_args(args)
     if args.print_config:
         sys.stdout.write(config.to_toml())
         return 0
     from hgcnet_jax import study
 
+    code = _restart_with_host_devices(config.train.devices, argv, console)
+    if code is not None:
+        return code
     out = Path(args.out) if args.out else study.default_out(config)
     if args.dry_run:
         return _dry_run(config, out)
@@ -302,6 +348,7 @@ def _run_data(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hgcnet`` console script. Returns the exit status."""
+    console = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["study", *argv]
@@ -319,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "data":
             return _run_data(args)
-        return _run_study(args)
+        return _run_study(args, argv, console)
     except (ConfigError, StudyFolderError, PermissionError, FileNotFoundError, NotADirectoryError, _UsageError) as e:
         print(f"hgcnet: error: {e}", file=sys.stderr)
         return 2

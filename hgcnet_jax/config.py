@@ -264,6 +264,13 @@ class TrainConfig:
             gradient noise the run experienced along training, ``noise_traj_mean`` and
             ``noise_traj_final`` with their standard errors (dropout on, as in training);
             ``0`` for end-point measurements only. At most the fewest steps any run takes.
+        devices: devices the sweep's runs are sharded over (``train.sweep(mesh=…)``): ``None``
+            (the default) uses every visible device, ``N`` the first ``N``. On a CPU,
+            ``hgcnet study --devices N`` starts itself again with ``N`` host devices
+            (``XLA_FLAGS=--xla_force_host_platform_device_count=N``), since XLA reads that
+            flag once, before JAX starts. A sharded sweep trains the same runs as one device
+            does (to float rounding), so the field is not part of the study's fingerprint:
+            a study resumes on another device count.
     """
 
     batch_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
@@ -280,6 +287,7 @@ class TrainConfig:
     steps: int | None = None
     patience: int = 10
     trajectory: int = 4
+    devices: int | None = None
 
     def __post_init__(self):
         bs = self.batch_sizes
@@ -316,6 +324,8 @@ class TrainConfig:
                                              "set train.budget = 'steps' or drop train.steps")
         _check_int("train.patience", self.patience, minimum=1)
         _check_int("train.trajectory", self.trajectory, minimum=0)
+        if self.devices is not None:
+            _check_int("train.devices", self.devices, minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -571,11 +581,12 @@ class StudyConfig:
         The memory knobs of the mediator measurement (``mediators.options.runs_per_call`` and
         ``chunk_size``: how many runs / examples go through one compiled call, which does not
         change the values) are left out, so they can be changed to resume a study that ran
-        out of memory.
+        out of memory; so is ``train.devices``, so a study resumes on another device count.
         """
         d = self.to_dict()
         for k in _MEMORY_KNOBS:
             d["mediators"]["options"].pop(k, None)
+        d["train"].pop("devices", None)  # where the runs train, not what they compute
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -192,6 +192,39 @@ def check_columns(config: StudyConfig, kw: Mapping[str, Any]) -> None:
                                      f"measured columns: {list(measured)}")
 
 
+def sweep_mesh(config: StudyConfig):
+    """The device mesh the sweep's runs are sharded over (``None``: one device, no mesh).
+
+    ``train.devices = None`` takes every visible accelerator (GPU/TPU) and one CPU device:
+    a CPU's host devices share its cores, and are asked for explicitly (``--devices N``).
+
+    Raises:
+        ConfigError: ``train.devices`` asks for more devices than JAX sees.
+    """
+    import jax
+
+    from hgcnet_jax.train import make_mesh
+
+    devs = jax.devices()
+    n = config.train.devices
+    if n is None:
+        n = 1 if devs[0].platform == "cpu" else len(devs)
+    if n > len(devs):
+        raise ConfigError("train.devices", (
+            f"asks for {n} devices but JAX sees {len(devs)} ({devs[0].platform}); on a CPU, run "
+            f"'hgcnet study --devices {n}' (it restarts itself with {n} host devices) or set "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={n} before JAX starts; on GPU/TPU use at most "
+            f"{len(devs)}"))
+    return None if n == 1 else make_mesh(devs[:n])
+
+
+def padding(config: StudyConfig, mesh) -> dict[int, tuple[int, int]]:
+    """``{batch size: (runs, replicas)}``: each bucket padded to a multiple of the mesh size, no further."""
+    from hgcnet_jax.train.sharding import padded_size
+
+    return {b: (config.train.seeds, padded_size(config.train.seeds, mesh)) for b in config.train.batch_sizes}
+
+
 def validate(config: StudyConfig, *, task: Any = None) -> dict[str, Any]:
     """Every check of a study that needs no training; raises on the first problem.
 
@@ -212,6 +245,7 @@ def validate(config: StudyConfig, *, task: Any = None) -> dict[str, Any]:
         raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
     t = config.train
     validate_without_data(config)
+    sweep_mesh(config)
     task = build_task(config) if task is None else task
     interventions, budget = make_interventions(config)
     n_train = int(np.asarray(task.splits["train"]).shape[0])

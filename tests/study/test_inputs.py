@@ -173,3 +173,32 @@ def test_non_finite_final_losses_mark_a_run_diverged():
     h = hist.copy()
     h[1, METRICS.index("val_loss")] = np.nan  # recovered by the end: not diverged
     assert _divergence(True, -1, h, steps) == (False, -1)
+
+
+def test_devices_are_where_runs_train_not_what_they_compute(tmp_path, capsys):
+    """``train.devices`` leaves the fingerprint alone, and asking for more devices than JAX has
+    (this process: conftest's 8 CPU devices) names the field before anything is written."""
+    tiny = StudyConfig().override(preset("tiny"))
+    assert tiny.override({"train.devices": 2}).fingerprint() == tiny.fingerprint()
+    assert study.plan.sweep_mesh(tiny) is None                        # a CPU: one device unless asked
+    assert study.plan.sweep_mesh(tiny.override({"train.devices": 3})).devices.size == 3
+    assert study.plan.padding(tiny.override({"train.devices": 3}), study.plan.sweep_mesh(
+        tiny.override({"train.devices": 3}))) == {8: (4, 6), 16: (4, 6), 32: (4, 6)}
+    out = tmp_path / "s"
+    code, _, err = _main(["--preset", "tiny", "--devices", "9", "--out", str(out)], capsys)
+    assert code == 2 and "train.devices" in err and "JAX sees 8" in err and not out.exists()
+
+
+def test_devices_on_a_cpu_restart_the_command_with_that_many_host_devices(tmp_path):
+    """A fresh ``hgcnet study --devices 3`` (no XLA flag set) passes the device check: it restarted
+    itself with 3 host devices; told not to restart (as a restarted study is), it names the field."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", cli._RESTARTED)}
+    cmd = [sys.executable, "-m", "hgcnet_jax.cli", "study", "--preset", "tiny", "--devices", "3", "--dry-run",
+           "--out", str(tmp_path / "s")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "config OK" in done.stdout, done.stderr
+    done = subprocess.run(cmd, env={**env, cli._RESTARTED: "3"}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "train.devices: asks for 3 devices but JAX sees 1" in done.stderr
