@@ -3,9 +3,11 @@
 See :func:`sweep` for the compiled ``scan(vmap(step))`` program per batch-size
 bucket, :class:`Task` for what a batch is (node tasks propagate the full graph
 and the batch is a set of labelled nodes), and :mod:`hgcnet_jax.train.checkpoint`
-for resumable sweeps.
+for resumable sweeps, :mod:`hgcnet_jax.train.distributed` for a sweep over several
+processes.
 """
 
+from hgcnet_jax.train import distributed
 from hgcnet_jax.train.interventions import Budget, Intervention, grid
 from hgcnet_jax.train.optim import ReplicaOptState, replica_optimizer
 from hgcnet_jax.train.sharding import make_mesh
@@ -26,6 +28,7 @@ __all__ = [
     "METRICS",
     "run_key",
     "make_mesh",
+    "distributed",
     "replica_optimizer",
     "ReplicaOptState",
 ]
