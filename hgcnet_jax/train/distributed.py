@@ -5,8 +5,9 @@ call, builds the same task and interventions, and calls ``sweep(..., mesh=make_m
 The mesh then spans every process's devices; each process holds the (replicated) dataset
 and computes only the replicas on its own devices, and the runs table (gathered with
 ``multihost_utils.process_allgather``) is the same on every process, and the same as a
-single-process sweep's on as many devices. Checkpoints (``checkpoint_dir``) are not yet
-multi-host: a multi-process sweep is run without them.
+single-process sweep's on as many devices. With ``checkpoint_dir`` (a folder every process
+sees) orbax saves and restores the sharded state across processes: a sweep killed on every
+process resumes exactly when all of them are started again.
 """
 
 from __future__ import annotations

@@ -732,9 +732,6 @@ def sweep(
             trajectory_steps(budget.total_steps(B, n_train), trajectory)  # raises for K > T
 
     root = None
-    if checkpoint_dir is not None and jax.process_count() > 1:
-        raise ValueError("sweep: checkpoint_dir is not supported yet with several processes (jax.process_count() = "
-                         f"{jax.process_count()}); run the multi-process sweep without it")
     if checkpoint_dir is not None:
         fp = _fingerprint(task, runs, budget, key, chunk_steps, width, trajectory)
         root = check_fingerprint(checkpoint_dir, fp)
