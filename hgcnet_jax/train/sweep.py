@@ -567,13 +567,18 @@ def _resized(target: dict, replicas: int) -> dict:
     return out
 
 
-def _repad(tree: dict, R: int, Rp: int) -> dict:
-    """A restored checkpoint cut to its ``R`` runs and padded to ``Rp`` replicas as a fresh bucket is.
+def _replica_index(R: int, Rp: int) -> np.ndarray:
+    """The run each of a bucket's ``Rp`` replicas trains: its ``R`` runs, then copies of the first.
 
-    Padding replicas are copies of the bucket's first run (its seed and hyper-parameters), so
-    they hold its state, bit for bit, at every step.
+    Padding replicas (``Rp - R``, up to a multiple of the mesh size) repeat the first run's seed
+    and hyper-parameters, so they hold its state, bit for bit, at every step.
     """
-    idx = np.concatenate([np.arange(R), np.zeros(Rp - R, np.int64)])
+    return np.concatenate([np.arange(R), np.zeros(Rp - R, np.int64)])
+
+
+def _repad(tree: dict, R: int, Rp: int) -> dict:
+    """A restored checkpoint cut to its ``R`` runs and padded to ``Rp`` replicas as a fresh bucket is."""
+    idx = _replica_index(R, Rp)
     out = dict(tree)
     for k, ax in _replica_axes(tree).items():
         out[k] = jax.tree.map(lambda x, ax=ax: np.take(np.asarray(x), idx, axis=ax), tree[k])
@@ -767,9 +772,9 @@ def sweep(
             brs = [runs[i] for i in ids]
             R = len(ids)
             Rp = _sharding.padded_size(R, mesh)
-            pad = [0] * (Rp - R)
-            hp = {k: np.concatenate([v, v[pad]]) for k, v in _hp_arrays(brs).items()}
-            seeds = np.asarray([r.seed for r in brs] + [brs[0].seed] * (Rp - R), np.int32)
+            replicas = _replica_index(R, Rp)
+            hp = {k: v[replicas] for k, v in _hp_arrays(brs).items()}
+            seeds = np.asarray([r.seed for r in brs], np.int32)[replicas]
             carry = _init_carry(task, key, seeds, n_train)
             if plan.patience is not None:
                 carry = dict(carry, active=jnp.ones((Rp,), bool), best=jnp.full((Rp,), -jnp.inf, jnp.float32),
