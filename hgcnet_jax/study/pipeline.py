@@ -60,8 +60,8 @@ from hgcnet_jax.study.plan import (
     graphs,
     make_interventions,
     measure_kwargs,
-    padding,
     runs_per_call,
+    sharding_record,
     sweep_mesh,
     validate,
     validate_without_data,
@@ -132,24 +132,26 @@ class StudyResult:
 
 
 def phase_sweep(config: StudyConfig, out: Path, task, *, progress: bool, log: Callable[[str], None]):
-    """Train every run (``train.sweep``, checkpointed: a re-run resumes); returns ``(SweepResult, seconds)``."""
+    """Train every run (``train.sweep``, checkpointed: a re-run resumes).
+
+    Returns ``(SweepResult, seconds, record)``, ``record`` the devices and padding (:func:`sharding_record`).
+    """
     from hgcnet_jax import train as _train
 
     interventions, budget = make_interventions(config)
     mesh = sweep_mesh(config)
     log(f"sweep: {len(interventions)} runs ({len(config.train.batch_sizes)} batch sizes × {config.train.seeds} seeds), "
         f"{config.train.epochs} epochs each; checkpoints in {out / 'checkpoints' / 'sweep'}")
+    record = sharding_record(config, mesh)
     if mesh is not None:
-        pads = padding(config, mesh)
-        idle = sum(rp - r for r, rp in pads.values())
-        runs, replicas = next(iter(pads.values()))
-        log(f"sweep: sharded over {mesh.devices.size} {mesh.devices.flat[0].platform} devices; each bucket's "
-            f"{runs} runs padded to {replicas} replicas ({idle} idle replica(s) in all)")
+        replicas = next(iter(record["replicas_per_bucket"].values()))
+        log(f"sweep: sharded over {record['devices']} {mesh.devices.flat[0].platform} devices; each bucket's "
+            f"{config.train.seeds} runs padded to {replicas} replicas ({record['idle_replicas']} idle replica(s) in all)")
     t0 = time.perf_counter()
     result = _train.sweep(task, interventions, budget, key=StudyKeys.of(config.seed).sweep,
                           checkpoint_dir=out / "checkpoints" / "sweep", progress=progress,
                           trajectory=config.train.trajectory or None, mesh=mesh)
-    return result, time.perf_counter() - t0
+    return result, time.perf_counter() - t0, record
 
 
 def phase_mediators(config: StudyConfig, task, result, *, progress: bool, log: Callable[[str], None]):
@@ -289,15 +291,11 @@ def run(
                                                  "config": config.to_dict(), "created": now()})
         log(f"study of {config.model.name} on {config.data.name} → {out}")
         with phase("sweep"):
-            result, t_sweep = phase_sweep(config, out, task, progress=progress, log=log)
+            result, t_sweep, placement = phase_sweep(config, out, task, progress=progress, log=log)
             drop_after(out, "sweep.parquet")
             phases.drop("mediators", "fits", "causal", "report")
             write_parquet(result.runs, out / "sweep.parquet")
-            mesh = sweep_mesh(config)
-            replicas = padding(config, mesh)
-            phases.done("sweep", t_sweep, devices=1 if mesh is None else int(mesh.devices.size),
-                        replicas_per_bucket={str(b): rp for b, (_, rp) in replicas.items()},
-                        idle_replicas=sum(rp - r for r, rp in replicas.values()))
+            phases.done("sweep", t_sweep, **placement)
             timings["sweep"] = {"seconds": t_sweep, "source": "computed"}
             log(f"sweep: done in {t_sweep:.1f} s; wrote {out / 'sweep.parquet'}")
             check_trained(config, result.runs)

@@ -218,11 +218,17 @@ def sweep_mesh(config: StudyConfig):
     return None if n == 1 else make_mesh(devs[:n])
 
 
-def padding(config: StudyConfig, mesh) -> dict[int, tuple[int, int]]:
-    """``{batch size: (runs, replicas)}``: each bucket padded to a multiple of the mesh size, no further."""
+def sharding_record(config: StudyConfig, mesh) -> dict[str, Any]:
+    """Where the sweep's runs train, for ``phases.json``: the device count and each bucket's padding.
+
+    A bucket (one batch size, ``train.seeds`` runs) is padded to a multiple of the mesh size, no further.
+    """
     from hgcnet_jax.train.sharding import padded_size
 
-    return {b: (config.train.seeds, padded_size(config.train.seeds, mesh)) for b in config.train.batch_sizes}
+    replicas = padded_size(config.train.seeds, mesh)
+    return {"devices": 1 if mesh is None else int(mesh.devices.size),
+            "replicas_per_bucket": {str(b): replicas for b in config.train.batch_sizes},
+            "idle_replicas": (replicas - config.train.seeds) * len(config.train.batch_sizes)}
 
 
 def validate(config: StudyConfig, *, task: Any = None) -> dict[str, Any]:

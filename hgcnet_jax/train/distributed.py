@@ -34,16 +34,14 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     Arguments left ``None`` are read from ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of
     process 0), ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``; where those are unset too,
     ``jax.distributed.initialize`` detects the cluster itself (Cloud TPU pod slices, SLURM,
-    Open MPI). On CPU the cross-process collectives are gloo's (set unless the caller chose
-    another ``jax_cpu_collectives_implementation``).
+    Open MPI). On CPU the cross-process collectives are gloo's, JAX's default
+    (``jax_cpu_collectives_implementation``).
 
     Raises:
         ValueError: an environment variable above is not an integer.
     """
     import jax
 
-    if jax.config.jax_cpu_collectives_implementation in (None, "none"):
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
     num_processes = _env_int("JAX_NUM_PROCESSES") if num_processes is None else num_processes
     process_id = _env_int("JAX_PROCESS_ID") if process_id is None else process_id
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,

@@ -182,8 +182,9 @@ def test_devices_are_where_runs_train_not_what_they_compute(tmp_path, capsys):
     assert tiny.override({"train.devices": 2}).fingerprint() == tiny.fingerprint()
     assert study.plan.sweep_mesh(tiny) is None                        # a CPU: one device unless asked
     assert study.plan.sweep_mesh(tiny.override({"train.devices": 3})).devices.size == 3
-    assert study.plan.padding(tiny.override({"train.devices": 3}), study.plan.sweep_mesh(
-        tiny.override({"train.devices": 3}))) == {8: (4, 6), 16: (4, 6), 32: (4, 6)}
+    three = tiny.override({"train.devices": 3})
+    assert study.plan.sharding_record(three, study.plan.sweep_mesh(three)) == {
+        "devices": 3, "replicas_per_bucket": {"8": 6, "16": 6, "32": 6}, "idle_replicas": 6}
     out = tmp_path / "s"
     code, _, err = _main(["--preset", "tiny", "--devices", "9", "--out", str(out)], capsys)
     assert code == 2 and "train.devices" in err and "JAX sees 8" in err and not out.exists()
