@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--devices", type=int, metavar="N",
                    help="shard the sweep's runs over N devices (default: every GPU/TPU, one CPU device); on a CPU "
                    "the command restarts itself with N host devices, which helps on a multi-core machine")
+    g.add_argument("--data-devices", type=int, metavar="K",
+                   help="train each run on K devices, its minibatches split over them (default 1: every device "
+                   "trains its own runs); K divides --devices and every batch size")
     g.add_argument("--no-compile-cache", action="store_true",
                    help="do not use JAX's persistent compilation cache (default: on, in ~/.cache/hgcnet_jax/xla or "
                    "$JAX_COMPILATION_CACHE_DIR): refits and re-runs then compile every program again")
@@ -214,6 +217,7 @@ def config_from_args(args: argparse.Namespace):
         "budget": "train.budget", "edge_form": "causal.edge_form", "treatment_form": "causal.treatment_form",
         "hyperedge_form": "causal.hyperedge_form", "outcome_transform": "causal.outcome_transform",
         "noise": "causal.noise", "noise_scale": "causal.noise_scale", "devices": "train.devices",
+        "data_devices": "train.data_devices",
     }
     updates: dict[str, Any] = {}
     for attr, field in flag_map.items():

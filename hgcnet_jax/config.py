@@ -271,6 +271,13 @@ class TrainConfig:
             flag once, before JAX starts. A sharded sweep trains the same runs as one device
             does (to float rounding), so the field is not part of the study's fingerprint:
             a study resumes on another device count.
+        data_devices: devices that train each run together (the mesh's ``data`` axis,
+            ``train.make_mesh(devices, data=k)``): every minibatch is split over them and the
+            gradients averaged. 1 (the default) puts every device on the runs axis, which is
+            the fastest layout whenever a run fits on one device. Must divide the device count
+            and every batch size; a model with batch norm needs 1. On a node task the runs
+            are those of one device to float rounding, so, like ``devices``, it is not part
+            of the study's fingerprint.
     """
 
     batch_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
@@ -288,6 +295,7 @@ class TrainConfig:
     patience: int = 10
     trajectory: int = 4
     devices: int | None = None
+    data_devices: int = 1
 
     def __post_init__(self):
         bs = self.batch_sizes
@@ -326,6 +334,15 @@ class TrainConfig:
         _check_int("train.trajectory", self.trajectory, minimum=0)
         if self.devices is not None:
             _check_int("train.devices", self.devices, minimum=1)
+        _check_int("train.data_devices", self.data_devices, minimum=1)
+        if self.devices is not None and self.devices % self.data_devices:
+            raise ConfigError("train.data_devices", f"= {self.data_devices} does not divide train.devices = "
+                              f"{self.devices}; the devices form rows of data_devices, one run per row")
+        odd = [b for b in bs if b % self.data_devices]
+        if odd:
+            raise ConfigError("train.data_devices", f"= {self.data_devices} does not divide batch sizes {odd}: each "
+                              f"minibatch is split evenly over a run's devices; use batch sizes that are multiples "
+                              f"of {self.data_devices} or fewer data devices")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -581,12 +598,16 @@ class StudyConfig:
         The memory knobs of the mediator measurement (``mediators.options.runs_per_call`` and
         ``chunk_size``: how many runs / examples go through one compiled call, which does not
         change the values) are left out, so they can be changed to resume a study that ran
-        out of memory; so is ``train.devices``, so a study resumes on another device count.
+        out of memory; so are ``train.devices`` and ``train.data_devices`` (at their default),
+        so a study resumes on another device count. A data split of an image or text model's
+        runs draws its dropout per slice: the sweep's own fingerprint then refuses a resume
+        with another split.
         """
         d = self.to_dict()
         for k in _MEMORY_KNOBS:
             d["mediators"]["options"].pop(k, None)
         d["train"].pop("devices", None)  # where the runs train, not what they compute
+        d["train"].pop("data_devices", None)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -374,6 +374,7 @@ def measure(
     mediators: Sequence[str] = MEDIATORS,
     run_ids: Sequence[int] | None = None,
     progress: bool | Callable[[int], None] = False,
+    mesh: Any = None,
     **config: Any,
 ) -> pd.DataFrame:
     r"""Add the mediator columns to a sweep's runs table, every run measured in one vmapped program.
@@ -418,6 +419,14 @@ def measure(
     which other runs are measured with it: the vmapped measurement of R runs equals R
     separate calls.
 
+    Sharded (``mesh``, e.g. the sweep's, :func:`hgcnet_jax.train.make_mesh`): the runs of a
+    call are split over every device of the mesh (its ``runs`` and ``data`` axes alike:
+    a measurement has no minibatch to split), each device measuring its share with the
+    layout above; ``runs_per_call`` is then rounded up to a multiple of the device count,
+    the last call padded with copies of its last run, and ``memory_budget`` applies per
+    device (on a CPU the default is divided among the host devices, which share its
+    memory). The values are those of an unsharded measurement to float rounding.
+
     Args:
         task: the :class:`hgcnet_jax.train.Task` the sweep trained.
         result: the :class:`hgcnet_jax.train.SweepResult`.
@@ -432,6 +441,7 @@ def measure(
             changes neither a value nor the peak memory (a caller that wants a bar with
             several steps must choose ``runs_per_call`` itself, the same with and without
             the bar, as ``hgcnet_jax.study`` does).
+        mesh: a ``jax.sharding.Mesh`` to split the runs over (``None``: one device).
         **config: fields of :class:`MeasureConfig` (``num_examples``, ``lanczos_steps``, …).
 
     Returns:
@@ -457,7 +467,7 @@ def measure(
     bar, tick = _progress(progress, len(ids), cfg.mediators)
     try:
         # the plan compiles the program (the first group's step on the bar includes it)
-        plan = _plan(task, result, cfg, ids, idx, n_train, k_runs)
+        plan = _plan(task, result, cfg, ids, idx, n_train, k_runs, mesh)
         compiled, group = plan.pop("_compiled"), plan["runs_per_call"]
         for start in range(0, len(ids), group):
             chunk = ids[start : start + group]
@@ -532,15 +542,30 @@ def _group_args(task, result, cfg, run_ids, stateful):
     return params, inits, states, jnp.asarray(run_ids, jnp.int32), traj
 
 
-def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs) -> dict[str, Any]:
+def _devices(mesh) -> int:
+    return 1 if mesh is None else int(mesh.devices.size)
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
+
+
+def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs, mesh=None) -> dict[str, Any]:
     """Choose runs per call, vmap width and chunk size so that one compiled call fits ``memory_budget``.
 
     Each candidate is compiled and its peak read from XLA's memory analysis (arguments +
-    outputs + temporaries); the first that fits is kept, compiled, for the measurement.
+    outputs + temporaries; per device for a sharded call); the first that fits is kept,
+    compiled, for the measurement. With a mesh of ``k`` devices, runs per call is a
+    multiple of ``k`` and the vmap width applies to each device's share.
     """
+    from hgcnet_jax.train import sharding as _sharding
+
+    if mesh is not None:
+        mesh = _sharding.runs_mesh(mesh)
+    k = _devices(mesh)
     stateful = bool(getattr(task, "has_state", False))
-    budget = int(cfg.memory_budget) if cfg.memory_budget is not None else default_memory_budget()
     on_cpu = jax.default_backend() == "cpu"
+    budget = int(cfg.memory_budget) if cfg.memory_budget is not None else default_memory_budget() // (k if on_cpu else 1)
     node = task.kind == "node"
     dim = int(sum(np.prod(np.shape(x)) for x in jax.tree_util.tree_leaves(result.params(ids[0]))))
     n_ex = int(idx.shape[0])
@@ -550,24 +575,24 @@ def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs) -> dict[s
     width_auto = 1 if on_cpu else len(ids)
     width = cfg.vmap_width if cfg.vmap_width is not None else width_auto
     default_group = len(ids) if width > 1 else 1
-    group = min(cfg.runs_per_call or default_group, len(ids))
+    group = _round_up(min(cfg.runs_per_call or default_group, len(ids)), k)
     chunk = cfg.chunk_size if cfg.chunk_size is not None else default_chunk_size(node, n_ex, dim)
     tried = []
     while True:
-        w = min(width, group)
+        w = min(width, group // k)
         c = dataclasses.replace(cfg, chunk_size=chunk)
-        program = _program(task, c, w, n_train, k_runs, stateful)
+        program = _program(task, c, w, n_train, k_runs, stateful, mesh)
         args = _group_args(task, result, cfg, ids[:1] * group, stateful)
         compiled = program.lower(*args, task.data, idx).compile()
         peak = _peak_bytes(compiled)
         tried.append((group, w, chunk, peak))
         if peak <= budget:
             return {"runs_per_call": group, "vmap_width": w, "chunk_size": chunk, "peak_bytes": peak,
-                    "memory_budget": budget, "candidates": tried, "_compiled": compiled}
+                    "memory_budget": budget, "devices": k, "candidates": tried, "_compiled": compiled}
         if cfg.vmap_width is None and w > 1:
             width = max(1, w // 2)
-        elif cfg.runs_per_call is None and group > 1:
-            group = max(1, group // 2)
+        elif cfg.runs_per_call is None and group > k:
+            group = _round_up(max(1, group // 2), k)
         elif cfg.chunk_size is None and (chunk is None or chunk > 1):
             chunk = max(1, (n_ex if chunk is None else chunk) // 2)
         else:
@@ -578,8 +603,13 @@ def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs) -> dict[s
             )
 
 
-def _program(task, cfg: MeasureConfig, width: int, n_train: int, k_runs, stateful: bool):
-    """The compiled measurement of a group of runs: ``width`` runs vmapped, the groups of ``width`` mapped."""
+def _program(task, cfg: MeasureConfig, width: int, n_train: int, k_runs, stateful: bool, mesh=None):
+    """The compiled measurement of a group of runs: ``width`` runs vmapped, the groups of ``width`` mapped.
+
+    With a 1-D ``mesh`` the group's runs are split over its devices by ``jax.shard_map``,
+    each device measuring its share with that layout (the data set and the example subset
+    replicated); the runs never interact, so there is no communication.
+    """
 
     def one(params, init_params, state, rid, traj, data, idx):
         # the data set and the example subset are arguments of the program, never constants
@@ -603,23 +633,30 @@ def _program(task, cfg: MeasureConfig, width: int, n_train: int, k_runs, statefu
         # width 1: a plain map (a size-1 vmap would still batch every kernel)
         return jax.lax.map(lambda a: f(*a), args, batch_size=None if width == 1 else width)
 
-    return jax.jit(program)
+    if mesh is None:
+        return jax.jit(program)
+    from jax.sharding import PartitionSpec
+
+    runs, whole = PartitionSpec(mesh.axis_names[0]), PartitionSpec()
+    sharded = jax.shard_map(program, mesh=mesh, in_specs=(runs, runs, runs, runs, runs, whole, whole),
+                            out_specs=runs, check_vma=False)  # every output is per run
+    return jax.jit(sharded)
 
 
 def plan_groups(task: Any, result: Any, *, key: jax.Array | None = None, mediators: Sequence[str] = MEDIATORS,
-                run_ids: Sequence[int] | None = None, **config: Any) -> dict[str, Any]:
+                run_ids: Sequence[int] | None = None, mesh: Any = None, **config: Any) -> dict[str, Any]:
     """The grouping :func:`measure` would use with these settings, without measuring.
 
     Returns:
         ``{"runs_per_call", "vmap_width", "chunk_size", "peak_bytes", "memory_budget",
-        "candidates"}``: the chosen settings, the compiled call's peak (XLA memory analysis),
-        the budget and every ``(runs_per_call, vmap_width, chunk_size, peak)`` tried.
+        "devices", "candidates"}``: the chosen settings, the compiled call's peak (XLA memory
+        analysis, per device), the budget, the devices a call's runs are split over and every ``(runs_per_call, vmap_width, chunk_size, peak)`` tried.
     """
     cfg = make_config("plan_groups", mediators, config)
     key = jax.random.key(0) if key is None else key
     ids = [int(r) for r in (result.runs["run_id"].tolist() if run_ids is None else run_ids)]
     idx, n_train, k_runs = _examples(task, cfg, key)
-    plan = _plan(task, result, cfg, ids, idx, n_train, k_runs)
+    plan = _plan(task, result, cfg, ids, idx, n_train, k_runs, mesh)
     plan.pop("_compiled")
     return plan
 

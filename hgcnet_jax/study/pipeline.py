@@ -145,7 +145,9 @@ def phase_sweep(config: StudyConfig, out: Path, task, *, progress: bool, log: Ca
     record = sharding_record(config, mesh)
     if mesh is not None:
         replicas = next(iter(record["replicas_per_bucket"].values()))
-        log(f"sweep: sharded over {record['devices']} {mesh.devices.flat[0].platform} devices; each bucket's "
+        split = (f" ({record['data_devices']} per run, each minibatch split over them)"
+                 if record["data_devices"] > 1 else "")
+        log(f"sweep: sharded over {record['devices']} {mesh.devices.flat[0].platform} devices{split}; each bucket's "
             f"{config.train.seeds} runs padded to {replicas} replicas ({record['idle_replicas']} idle replica(s) in all)")
     t0 = time.perf_counter()
     result = _train.sweep(task, interventions, budget, key=StudyKeys.of(config.seed).sweep,
@@ -160,10 +162,12 @@ def phase_mediators(config: StudyConfig, task, result, *, progress: bool, log: C
 
     kw = measure_kwargs(config)
     kw["runs_per_call"] = runs_per_call(config, len(result.runs))
-    log(f"mediators: measuring N, S, C on {len(result.runs)} runs, {kw['runs_per_call']} per compiled call")
+    mesh = sweep_mesh(config)  # the sweep's devices: each call's runs are split over all of them
+    where = "" if mesh is None else f", split over {mesh.devices.size} devices (rounded up to a multiple)"
+    log(f"mediators: measuring N, S, C on {len(result.runs)} runs, {kw['runs_per_call']} per compiled call{where}")
     t0 = time.perf_counter()
-    table = _mediators.measure(task, result, progress=progress, **kw)
-    return table, time.perf_counter() - t0, kw["runs_per_call"]
+    table = _mediators.measure(task, result, progress=progress, mesh=mesh, **kw)
+    return table, time.perf_counter() - t0, int(table.attrs["measure_plan"]["runs_per_call"])
 
 
 def fit_graphs(config: StudyConfig, table: pd.DataFrame, *, log: Callable[[str], None], bar=None,

@@ -215,18 +215,24 @@ def sweep_mesh(config: StudyConfig):
             f"'hgcnet study --devices {n}' (it restarts itself with {n} host devices) or set "
             f"XLA_FLAGS=--xla_force_host_platform_device_count={n} before JAX starts; on GPU/TPU use at most "
             f"{len(devs)}"))
-    return None if n == 1 else make_mesh(devs[:n])
+    k = config.train.data_devices
+    if n % k:
+        raise ConfigError("train.data_devices", f"= {k} does not divide the {n} devices the sweep uses; "
+                          f"set train.devices to a multiple of {k}")
+    return None if n == 1 else make_mesh(devs[:n], data=k)
 
 
 def sharding_record(config: StudyConfig, mesh) -> dict[str, Any]:
     """Where the sweep's runs train, for ``phases.json``: the device count and each bucket's padding.
 
-    A bucket (one batch size, ``train.seeds`` runs) is padded to a multiple of the mesh size, no further.
+    A bucket (one batch size, ``train.seeds`` runs) is padded to a multiple of the mesh's runs
+    axis (devices / data devices), no further.
     """
     from hgcnet_jax.train.sharding import padded_size
 
     replicas = padded_size(config.train.seeds, mesh)
     return {"devices": 1 if mesh is None else int(mesh.devices.size),
+            "data_devices": config.train.data_devices,
             "replicas_per_bucket": {str(b): replicas for b in config.train.batch_sizes},
             "idle_replicas": (replicas - config.train.seeds) * len(config.train.batch_sizes)}
 

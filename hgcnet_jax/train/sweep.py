@@ -283,6 +283,7 @@ class _Plan:
     use_sam: bool
     use_noise: bool
     vmap_width: int | None = None
+    data_shards: int = 1  # devices of the mesh's data axis that share each step's minibatch
     saves: int = 0  # trajectory slots per chunk (0: no trajectory buffer in the program)
     patience: int | None = None  # early stopping (None: none, the program of a fixed budget)
     monitor: str = "val_acc"
@@ -353,7 +354,24 @@ def _program(carry, hp, data, masks, first_period, slots, *, spec: TaskSpec, pla
         y = jnp.take(data["y"], idx, axis=0)
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y)), new_state
 
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    value_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
+    D = plan.data_shards
+
+    def grad_fn(params, mstate, data, idx, key):
+        """Loss and gradient of the minibatch ``idx``; on a ``data`` axis, of this device's slice, averaged.
+
+        The ``D`` slices are equal (``B % D == 0``), so the mean of their mean gradients is
+        the minibatch's mean gradient; after ``pmean`` every device of the run holds the
+        same loss and gradient, and so takes the same step.
+        """
+        if D == 1:
+            return value_and_grad(params, mstate, data, idx, key)
+        shard = jax.lax.axis_index(_sharding.DATA)
+        mine = jax.lax.dynamic_slice_in_dim(idx, shard * (B // D), B // D)
+        if spec.kind != "node":  # a node task's dropout acts on the whole graph: the same mask on every slice
+            key = jax.random.fold_in(key, shard)
+        (loss, new_state), g = value_and_grad(params, mstate, data, mine, key)
+        return (jax.lax.pmean(loss, _sharding.DATA), new_state), jax.lax.pmean(g, _sharding.DATA)
 
     def step(c, hp, data, t):
         rkey = jax.random.wrap_key_data(c["key"])
@@ -463,6 +481,8 @@ def _program_on_mesh(carry, hp, data, masks, first_period, slots, *, spec: TaskS
     if mesh is None:
         return body(carry, hp, data, masks, first_period, slots)
     ax = _sharding.check_mesh(mesh)
+    # replicas split over the runs axis and whole on every device of a data row (the row's
+    # devices train the same replicas, each on its slice of the minibatch, see _program)
     rep, whole = PartitionSpec(ax), PartitionSpec()
     return jax.shard_map(
         body,
@@ -586,14 +606,19 @@ def _repad(tree: dict, R: int, Rp: int) -> dict:
 
 
 def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, width,
-                 trajectory: int | None = None) -> dict[str, Any]:
+                 trajectory: int | None = None, data_shards: int = 1) -> dict[str, Any]:
     ds = task.dataset
     # The trajectory does not change a run's results, but a checkpoint holds the checkpoints
     # saved so far, which a resume with another K could not complete: it is part of the
     # fingerprint when set, and absent otherwise (folders written before it still resume).
     # The device count is not part of it: a sweep sharded over k devices trains the same
     # runs (to float rounding), and a checkpoint saved on one count resumes on another.
+    # A data axis splits each minibatch: a node task's steps are the same to float rounding
+    # (its dropout masks the whole graph), but an image or text model draws its dropout
+    # per slice, so its runs differ: the split is part of such a sweep's fingerprint.
     extra = {} if trajectory is None else {"trajectory": int(trajectory)}
+    if data_shards > 1 and task.spec.kind != "node":
+        extra["data_shards"] = int(data_shards)
     return {**extra,
         "dataset": {
             "name": ds.name,
@@ -679,8 +704,15 @@ def sweep(
             module docstring; the runs table then has each run's ``steps``, ``stopped_early``
             and ``best_val_acc``; final parameters are those at the stop).
         key: the sweep's PRNG key (keyword-only).
-        mesh: optional 1-D device mesh (:func:`make_mesh`); the replica axis of each
-            bucket is sharded over it (padded to a multiple of its size), the data replicated.
+        mesh: optional device mesh (:func:`make_mesh`). Its ``runs`` axis splits each
+            bucket's replicas (padded to a multiple of its size), the dataset is replicated.
+            A ``data`` axis of ``k`` devices (``make_mesh(devices, data=k)``) trains each
+            replica on ``k`` devices, each taking ``B / k`` examples of every minibatch and
+            the gradients averaged (``B`` must be a multiple of ``k``; a model with batch
+            norm is refused): the same run to float rounding, except that an image or text
+            model's dropout masks are drawn per slice. The evaluation is repeated on every
+            device of a run (replicated), so a data axis pays off where the training step
+            dominates.
         checkpoint_dir: folder for orbax checkpoints; a killed sweep re-run with the same
             arguments resumes from the last completed chunk and gives bit-identical results.
         chunk_steps: steps per host round-trip (progress update and checkpoint), rounded to
@@ -721,12 +753,22 @@ def sweep(
     key = _keys.typed_key(key, where="sweep")
     if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or chunk_steps < 1:
         raise ValueError(f"sweep: chunk_steps must be an int >= 1, got {chunk_steps!r}")
-    if mesh is not None:
-        _sharding.check_mesh(mesh)
+    data_shards = 1 if mesh is None else _sharding.mesh_axes(mesh).data_size
     width = resolve_vmap_width(vmap_width)
     n_train = int(task.splits["train"].shape[0])
     for r in runs:
         budget.steps_per_epoch(r.batch_size, n_train)  # raises for a batch larger than the split
+    if data_shards > 1:
+        if task.spec.stateful:
+            raise ValueError(
+                f"sweep: the mesh's data axis ({data_shards} devices per run) splits each minibatch, and "
+                f"{task.model_name!r} keeps batch-norm statistics, which would then be those of each slice; "
+                f"use a mesh without a data axis (make_mesh(devices)) or a model without batch norm")
+        odd = sorted({r.batch_size for r in runs if r.batch_size % data_shards})
+        if odd:
+            raise ValueError(
+                f"sweep: batch sizes {odd} do not split evenly over the mesh's data axis of {data_shards} devices; "
+                f"use batch sizes that are multiples of {data_shards} or a smaller data axis (make_mesh(devices, data=k))")
     if budget.patience is not None and int(np.size(task.splits.get("val", ()))) == 0:
         raise ValueError(
             "Budget.patience: early stopping monitors the validation split, and this task has none; "
@@ -738,7 +780,7 @@ def sweep(
 
     root = None
     if checkpoint_dir is not None:
-        fp = _fingerprint(task, runs, budget, key, chunk_steps, width, trajectory)
+        fp = _fingerprint(task, runs, budget, key, chunk_steps, width, trajectory, data_shards)
         root = check_fingerprint(checkpoint_dir, fp)
 
     # Buckets: same batch size and same static switches, ordered by batch size.
@@ -757,7 +799,7 @@ def sweep(
         ppc = max(1, min(periods, chunk_steps // E))
         sp = _save_plan(T, ppc * E, -(-periods // ppc), trajectory)
         save_plans.append(sp)
-        plans.append(_Plan(B, n_train, spe, T, E, periods, ppc, use_sam, use_noise, width, sp.saves,
+        plans.append(_Plan(B, n_train, spe, T, E, periods, ppc, use_sam, use_noise, width, data_shards, sp.saves,
                            budget.patience, budget.monitor))
 
     data = {**task.data, "train": task.splits["train"], "splits": dict(task.splits)}

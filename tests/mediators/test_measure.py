@@ -177,3 +177,18 @@ def test_memory_budget_bounds_the_compiled_peak(node_sweep):
     np.testing.assert_allclose(a[cols].to_numpy(), b[cols].to_numpy(), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="memory_budget"):
         md.plan_groups(task, result, memory_budget=1000, runs_per_call=2, chunk_size=8, **kw)
+
+
+def test_sharded_measurement_equals_one_device(node_sweep, measured):
+    """The 4 runs split over the devices of a 2-D mesh (3 runs x 2 data: all 6 devices measure, one call
+    padded with two copies) and of a mesh of 3 (one run per device and call, the CPU default: two calls,
+    the second padded): the values of one device."""
+    from hgcnet_jax.train import make_mesh
+
+    task, result = node_sweep
+    cols = [c for c in measured.columns if c.startswith(("noise_", "sharp_", "complexity_"))]
+    for mesh in (make_mesh(jax.devices()[:6], data=2), make_mesh(jax.devices()[:3])):
+        table = md.measure(task, result, key=jax.random.key(1), mesh=mesh, **SETTINGS)
+        plan = table.attrs["measure_plan"]
+        assert plan["runs_per_call"] == plan["devices"] == mesh.devices.size
+        np.testing.assert_allclose(table[cols].to_numpy(), measured[cols].to_numpy(), rtol=1e-5, atol=1e-7)

@@ -184,10 +184,30 @@ def test_devices_are_where_runs_train_not_what_they_compute(tmp_path, capsys):
     assert study.plan.sweep_mesh(tiny.override({"train.devices": 3})).devices.size == 3
     three = tiny.override({"train.devices": 3})
     assert study.plan.sharding_record(three, study.plan.sweep_mesh(three)) == {
-        "devices": 3, "replicas_per_bucket": {"8": 6, "16": 6, "32": 6}, "idle_replicas": 6}
+        "devices": 3, "data_devices": 1, "replicas_per_bucket": {"8": 6, "16": 6, "32": 6}, "idle_replicas": 6}
     out = tmp_path / "s"
     code, _, err = _main(["--preset", "tiny", "--devices", "9", "--out", str(out)], capsys)
     assert code == 2 and "train.devices" in err and "JAX sees 8" in err and not out.exists()
+
+
+def test_data_devices_split_the_mesh_and_name_their_field(tmp_path, capsys):
+    """``--data-devices 2`` on 8 devices: a (4 runs x 2 data) mesh, each bucket's 4 seeds on the 4 rows,
+    no padding; a split that does not divide the devices or a batch size names the field."""
+    tiny = StudyConfig().override(preset("tiny"))
+    split = tiny.override({"train.devices": 8, "train.data_devices": 2})
+    assert split.fingerprint() == tiny.fingerprint()
+    mesh = study.plan.sweep_mesh(split)
+    assert dict(mesh.shape) == {"runs": 4, "data": 2}
+    assert study.plan.sharding_record(split, mesh) == {
+        "devices": 8, "data_devices": 2, "replicas_per_bucket": {"8": 4, "16": 4, "32": 4}, "idle_replicas": 0}
+    for flags, words in ((["--devices", "6", "--data-devices", "4"], "does not divide train.devices"),
+                         (["--data-devices", "16"], "does not divide batch sizes [8]"),
+                         (["--data-devices", "3"], "does not divide batch sizes [8, 16, 32]")):
+        out = tmp_path / "_".join(flags)
+        code, _, err = _main(["--preset", "tiny", *flags, "--out", str(out)], capsys)
+        assert code == 2 and "train.data_devices" in err and words in err and not out.exists(), err
+    with pytest.raises(Exception, match="train.data_devices.*does not divide the 1 devices"):
+        study.plan.sweep_mesh(tiny.override({"train.data_devices": 2}))
 
 
 def test_devices_on_a_cpu_restart_the_command_with_that_many_host_devices(tmp_path):

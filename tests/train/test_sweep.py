@@ -137,6 +137,40 @@ def test_sharded_over_8_devices_equals_unsharded(base, task):
         jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), sharded.params(r), base.params(r))
 
 
+@pytest.mark.slow
+def test_a_data_axis_trains_the_same_runs(base, task):
+    """A (2 runs x 4 data) mesh on 8 devices: each run's minibatch split over 4 devices, gradients
+    averaged, the replicas split over the other axis; the runs of the unsharded sweep to float rounding,
+    the diverging run flagged at the same step."""
+    mesh = make_mesh(jax.devices(), data=4)
+    assert dict(mesh.shape) == {"runs": 2, "data": 4}
+    split = sweep(task, _runs(), BUDGET, key=KEY, mesh=mesh, progress=False)
+    pd.testing.assert_frame_equal(_numeric(split.runs), _numeric(base.runs), rtol=1e-5, atol=1e-6)
+    for r in range(8):
+        jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5), split.params(r), base.params(r))
+
+
+def test_a_data_axis_with_sam_and_gradient_noise(task):
+    """SAM's ascent uses the averaged gradient and the added noise is drawn once per run: a run split
+    over 2 data devices equals the unsharded run (dropout on the whole graph: the same mask on both)."""
+    runs = [Intervention(8, lr=0.05, seed=0, sam_rho=0.05), Intervention(8, lr=0.05, seed=1, noise_std=0.05)]
+    one = sweep(task, runs, Budget(epochs=2), key=KEY, progress=False)
+    two = sweep(task, runs, Budget(epochs=2), key=KEY, progress=False, mesh=make_mesh(jax.devices()[:2], data=2))
+    pd.testing.assert_frame_equal(_numeric(two.runs), _numeric(one.runs), rtol=1e-5, atol=1e-6)
+    for r in range(2):
+        jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5), two.params(r), one.params(r))
+
+
+def test_a_data_axis_refuses_what_it_cannot_split(task, digits):
+    with pytest.raises(ValueError, match=r"batch sizes \[12\].*multiples of 8"):
+        sweep(task, [Intervention(12, seed=0)], BUDGET, key=KEY, mesh=make_mesh(jax.devices(), data=8))
+    bn = make_task(digits, "resnet18", widths=(4, 4, 4, 4))
+    with pytest.raises(ValueError, match="batch-norm"):
+        sweep(bn, [Intervention(16, seed=0)], BUDGET, key=KEY, mesh=make_mesh(jax.devices()[:2], data=2))
+    with pytest.raises(ValueError, match="data=3 must be a positive int dividing the 8 devices"):
+        make_mesh(jax.devices(), data=3)
+
+
 class _Stop(Exception):
     pass
 
