@@ -4,10 +4,11 @@ Each side is the CLI in a fresh process (``python -m hgcnet_jax.cli study``), on
 default (the quick preset; ``--quick``: the tiny one), with ``--no-compile-cache`` so that no
 side reuses programs another compiled. On a CPU ``--devices 2`` restarts the command with two
 host devices (``XLA_FLAGS=--xla_force_host_platform_device_count=2``) and shards each bucket's
-runs over them; the mediators and the causal fits run as with one device.
+runs over them; the mediators (which the study shards on GPU/TPU only) and the causal fits run
+as with one device.
 
 1. ``--devices 1`` into folder ``one``; 2. ``--devices 2`` into folder ``two``: end-to-end
-   seconds and the sweep phase's seconds (``phases.json``), and the runs tables compared
+   seconds, the sweep and mediator phases' seconds (``phases.json``), and the runs tables compared
    (largest absolute difference over the numeric columns, timing columns left out).
 3. ``--devices 1`` into folder ``resumed``, killed with SIGKILL once the sweep has saved a
    checkpoint of its second bucket, then ``--devices 2`` on the same folder: it resumes the
@@ -79,8 +80,12 @@ def _max_diff(a, b) -> float:
     return max(float(np.nanmax(np.abs(a[c].to_numpy(float) - b[c].to_numpy(float)))) if len(a) else 0.0 for c in num)
 
 
+def _phase_seconds(out: Path, phase: str) -> float:
+    return float(json.loads((out / "phases.json").read_text())[phase]["seconds"])
+
+
 def _sweep_seconds(out: Path) -> float:
-    return float(json.loads((out / "phases.json").read_text())["sweep"]["seconds"])
+    return _phase_seconds(out, "sweep")
 
 
 def run(*, quick: bool = False) -> dict:
@@ -103,6 +108,10 @@ def run(*, quick: bool = False) -> dict:
             "sweep_devices_1_s": _sweep_seconds(root / "one"),
             "sweep_devices_2_s": _sweep_seconds(root / "two"),
             "sweep_ratio": round(_sweep_seconds(root / "one") / _sweep_seconds(root / "two"), 3),
+            "mediators_devices_1_s": _phase_seconds(root / "one", "mediators"),
+            "mediators_devices_2_s": _phase_seconds(root / "two", "mediators"),
+            "mediators_ratio": round(_phase_seconds(root / "one", "mediators")
+                                     / _phase_seconds(root / "two", "mediators"), 3),
             "idle_replicas_devices_2": phases2.get("idle_replicas"),
             "tables_max_abs_diff": _max_diff(two, one),
             "tables_bit_identical": bool(two.equals(one)),
@@ -123,5 +132,6 @@ def summary_of(f: dict) -> str:
     return (f"hgcnet study ({f['preset']} preset, {f['runs']} runs) --devices 2 over --devices 1 on this CPU: end to "
             f"end {f['end_to_end_ratio']:.2f}x (--devices 1 {f['devices_1_s']:.0f} s, --devices 2 "
             f"{f['devices_2_s']:.0f} s), sweep alone {f['sweep_ratio']:.2f}x ({f['sweep_devices_1_s']:.1f} s, "
-            f"{f['sweep_devices_2_s']:.1f} s; mediators and fits are not sharded); runs tables {same}; a --devices 1 "
+            f"{f['sweep_devices_2_s']:.1f} s), mediators {f['mediators_ratio']:.2f}x (one device in both: on a CPU the "
+            f"study does not shard them, docs/scaling.md); runs tables {same}; a --devices 1 "
             f"study SIGKILLed mid-sweep and resumed with --devices 2: {resumed} to the uninterrupted table")

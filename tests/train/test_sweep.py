@@ -178,8 +178,9 @@ class _Stop(Exception):
 @pytest.mark.slow
 def test_a_checkpoint_resumes_on_another_device_count(base, task, tmp_path, monkeypatch):
     """Saved on 3 devices (the bucket of 4 runs padded to 6 replicas), stopped mid-bucket, finished
-    on one device: the runs of an uninterrupted unsharded sweep, to float rounding (the device
-    count is not in the fingerprint; older folders that recorded one still resume)."""
+    on a (2 runs x 2 data) mesh (re-padded to 4 replicas, each trained by two devices; the second
+    bucket runs there too): the runs of an uninterrupted unsharded sweep, to float rounding (neither the device count nor a node
+    task's data split is in the fingerprint; older folders that recorded a count still resume)."""
     from hgcnet_jax.train import checkpoint
 
     real, saves = checkpoint.BucketCheckpointer.save, []
@@ -198,7 +199,7 @@ def test_a_checkpoint_resumes_on_another_device_count(base, task, tmp_path, monk
     assert saves == [("bucket_000", 1, 6), ("bucket_000", 2, 6)]  # B=8: 2 of its 4 chunks, 4 runs + 2 padding
     fp = tmp_path / checkpoint.FINGERPRINT
     fp.write_text(json.dumps({**json.loads(fp.read_text()), "devices": 8}))  # as written by an older version
-    resumed = sweep(task, _runs(), BUDGET, **kw)
+    resumed = sweep(task, _runs(), BUDGET, mesh=make_mesh(jax.devices()[:4], data=2), **kw)
     pd.testing.assert_frame_equal(_numeric(resumed.runs), _numeric(base.runs), rtol=1e-5, atol=1e-6)
     for r in range(8):
         jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), resumed.params(r),
