@@ -32,6 +32,8 @@ import warnings
 
 import numpy as np
 
+from hgcnet_jax.compile_cache import CompileClock
+
 TARGET = 1e-6            # achieved gap <= TARGET * ||y||^2 / n, for every solver
 TOLS = tuple(10.0 ** -k for k in range(4, 15))   # each solver's own tol, tightened in turn
 PEERS = ("sklearn", "celer", "skglm")
@@ -95,32 +97,6 @@ def _best(fn, k, budget_s):
     return out, best, runs
 
 
-class _Compiles:
-    """Number and seconds of XLA backend compilations while the ``with`` body runs."""
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __init__(self):
-        self.count, self.seconds = 0, 0.0
-
-    def _listen(self, event, duration, **_):
-        if event == self.EVENT:
-            self.count += 1
-            self.seconds += float(duration)
-
-    def __enter__(self):
-        import jax
-
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def __exit__(self, *exc):
-        import jax
-
-        jax.monitoring.unregister_event_duration_listener(self._listen)
-        return False
-
-
 def _compare(X, y, frac, *, k, budget_s, peers=PEERS):
     import jax.numpy as jnp
 
@@ -135,12 +111,12 @@ def _compare(X, y, frac, *, k, budget_s, peers=PEERS):
     out = {"alpha": alpha, "alpha_frac": frac, "target_gap": target}
 
     # Our first call: XLA compiles (counted) + the solve.
-    with _Compiles() as comp:
+    with CompileClock() as comp:
         t = time.perf_counter()
         fit["ours"](TOLS[0])
         out["ours_first_call_s"] = time.perf_counter() - t
-    out["ours_first_call_compiles"] = comp.count
-    out["ours_first_call_compile_s"] = comp.seconds
+    out["ours_first_call_compiles"] = comp.compiles
+    out["ours_first_call_compile_s"] = comp.compile_seconds
     out["ours_ws_solve_programs"] = int(solvers._ws_solve._cache_size())
 
     for name in (*peers, "ours"):
@@ -153,14 +129,14 @@ def _compare(X, y, frac, *, k, budget_s, peers=PEERS):
             if g <= target:
                 break
         out[f"{name}_first_try_s"] = first           # includes numba's compile for skglm
-        with _Compiles() as comp:
+        with CompileClock() as comp:
             w, best, runs = _best(lambda: fit[name](tol), k, budget_s)
         obj, g = gap_of(X, y, w, alpha)
         out.update({f"{name}_s": best, f"{name}_runs": runs, f"{name}_tol": tol, f"{name}_gap": g,
                     f"{name}_gap_met": bool(g <= target), f"{name}_objective": obj,
                     f"{name}_nnz": int(np.sum(w != 0))})
         if name == "ours":
-            out["ours_warm_compiles"] = comp.count       # 0: nothing recompiles when warm
+            out["ours_warm_compiles"] = comp.compiles       # 0: nothing recompiles when warm
             res = lasso(Xj, yj, alpha, solver="ws", tol=tol, warn=False)
             out["ours_epochs"] = int(res.n_iter)         # coordinate epochs summed over the inner solves
             out["ours_ws_solve_programs_after"] = int(solvers._ws_solve._cache_size())

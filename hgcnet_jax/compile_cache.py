@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["default_dir", "enable"]
+__all__ = ["default_dir", "enable", "CompileClock"]
 
 #: Compiles shorter than this are not worth a disk write (JAX's own default is 1 s).
 MIN_COMPILE_TIME_S = 0.5
@@ -71,3 +71,45 @@ def enable(path: str | os.PathLike | None = None) -> Path | None:
     else:
         jax.config.update("jax_compilation_cache_max_size", MAX_SIZE_BYTES)
     return folder
+
+
+class CompileClock:
+    """Seconds JAX spends tracing, lowering and compiling while the ``with`` body runs.
+
+    Listens to JAX's own compile-duration events (``jax.monitoring``) for the body's
+    duration only, so a program's warm run time can be reported apart from its one-off
+    compilation (a compile in another thread meanwhile is counted too).
+
+    Attributes:
+        seconds: tracing + lowering + XLA compilation.
+        compile_seconds: XLA backend compilation alone.
+        compiles: the number of XLA backend compilations (0 when every program was cached).
+    """
+
+    _BACKEND = "/jax/core/compile/backend_compile_duration"
+    _EVENTS = frozenset({"/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                         _BACKEND})
+
+    def __init__(self):
+        self.seconds = 0.0
+        self.compile_seconds = 0.0
+        self.compiles = 0
+
+    def _listen(self, event: str, duration: float, **_):
+        if event in self._EVENTS:
+            self.seconds += float(duration)
+        if event == self._BACKEND:
+            self.compile_seconds += float(duration)
+            self.compiles += 1
+
+    def __enter__(self):
+        import jax
+
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc):
+        import jax
+
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+        return False

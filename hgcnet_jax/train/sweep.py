@@ -77,6 +77,7 @@ import pandas as pd
 from jax.sharding import Mesh, PartitionSpec
 
 from hgcnet_jax import _keys
+from hgcnet_jax.compile_cache import CompileClock
 from hgcnet_jax.train import sharding as _sharding
 from hgcnet_jax.train.checkpoint import BucketCheckpointer, check_fingerprint
 from hgcnet_jax.train.interventions import Budget, Intervention, REG_SCOPES, as_interventions
@@ -637,33 +638,6 @@ def _fingerprint(task: Task, runs, budget: Budget, key, chunk_steps: int, width,
     }
 
 
-class _CompileClock:
-    """Seconds JAX spends tracing, lowering and compiling while the ``with`` body runs.
-
-    Listens to JAX's own compile-duration events (``jax.monitoring``) for the body's
-    duration only, so a bucket's training time can be reported warm and its one-off
-    XLA compilation on its own (a compile in another thread meanwhile is counted too).
-    """
-
-    _EVENTS = frozenset({"/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                         "/jax/core/compile/backend_compile_duration"})
-
-    def __init__(self):
-        self.seconds = 0.0
-
-    def _listen(self, event: str, duration: float, **_):
-        if event in self._EVENTS:
-            self.seconds += float(duration)
-
-    def __enter__(self):
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self._listen)
-        return False
-
-
 def _to_host(x):
     if jax.process_count() > 1:  # pragma: no cover - multi-host only
         from jax.experimental import multihost_utils
@@ -862,7 +836,7 @@ def sweep(
             for ch in range(start_chunk, plan.chunks):
                 t0 = time.perf_counter()
                 first = ch * plan.periods_per_chunk
-                with _CompileClock() as clock:
+                with CompileClock() as clock:
                     carry, ms, buf = _compiled(carry, hp, data, masks, jnp.int32(first), slots,
                                                spec=task.spec, plan=plan, mesh=mesh)
                     ms = _to_host(ms)
