@@ -4,8 +4,7 @@ Each side is the CLI in a fresh process (``python -m hgcnet_jax.cli study``), on
 default (the quick preset; ``--quick``: the tiny one), with ``--no-compile-cache`` so that no
 side reuses programs another compiled. On a CPU ``--devices 2`` restarts the command with two
 host devices (``XLA_FLAGS=--xla_force_host_platform_device_count=2``) and shards each bucket's
-runs over them; the mediators (which the study shards on GPU/TPU only) and the causal fits run
-as with one device.
+runs over them, and each mediator call's runs; the causal fits run as with one device.
 
 1. ``--devices 1`` into folder ``one``; 2. ``--devices 2`` into folder ``two``: end-to-end
    seconds, the sweep and mediator phases' seconds (``phases.json``), and the runs tables compared
@@ -132,6 +131,6 @@ def summary_of(f: dict) -> str:
     return (f"hgcnet study ({f['preset']} preset, {f['runs']} runs) --devices 2 over --devices 1 on this CPU: end to "
             f"end {f['end_to_end_ratio']:.2f}x (--devices 1 {f['devices_1_s']:.0f} s, --devices 2 "
             f"{f['devices_2_s']:.0f} s), sweep alone {f['sweep_ratio']:.2f}x ({f['sweep_devices_1_s']:.1f} s, "
-            f"{f['sweep_devices_2_s']:.1f} s), mediators {f['mediators_ratio']:.2f}x (one device in both: on a CPU the "
-            f"study does not shard them, docs/scaling.md); runs tables {same}; a --devices 1 "
+            f"{f['sweep_devices_2_s']:.1f} s), mediators {f['mediators_ratio']:.2f}x (sharded too; the causal fits are "
+            f"not); runs tables {same}; a --devices 1 "
             f"study SIGKILLed mid-sweep and resumed with --devices 2: {resumed} to the uninterrupted table")

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
-from hgcnet_jax.curvature.lanczos import _check_steps, _lanczos_flat, tridiagonal
+from hgcnet_jax.curvature.lanczos import _check_steps, _lanczos_flat, symmetric_eigh, tridiagonal
 from hgcnet_jax.curvature.operators import as_operator
 
 __all__ = ["SpectralDensity", "spectral_density", "smooth_density", "probe_vectors"]
@@ -144,7 +144,7 @@ def spectral_density(
         alphas, betas, _, _ = _lanczos_flat(
             matvec_flat, v, m, reorthogonalize=True, keep_basis=True, key=jax.random.fold_in(k_restart, i)
         )
-        theta, S = jnp.linalg.eigh(tridiagonal(alphas, betas[:-1]))
+        theta, S = symmetric_eigh(tridiagonal(alphas, betas[:-1]))
         # betas[-1] is the norm of the residual after the last step (0 after a breakdown:
         # the Krylov space is then invariant). A converged node's last eigenvector component
         # underflows to 0 in float32, but the computed Lanczos relation holds only to the

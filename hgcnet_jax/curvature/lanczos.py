@@ -229,6 +229,34 @@ def lanczos(
     return LanczosResult(alphas, betas[:-1], betas[-1], basis)
 
 
+@jax.custom_batching.custom_vmap
+def symmetric_eigh(T: Float[Array, "m m"]) -> tuple[Float[Array, " m"], Float[Array, "m m"]]:
+    """``jnp.linalg.eigh`` of one small symmetric matrix, whose ``vmap`` is a map on a CPU.
+
+    A batched ``eigh`` on XLA:CPU is LAPACK's ``syevd`` fanned out over the batch on the
+    intra-op thread pool by a kernel that waits for it while running on that pool; when
+    every pool thread runs such a kernel (a program sharded over as many host devices as
+    there are cores, each batching the Lanczos matrices of its SLQ probes) none is left to
+    do the work, and the program hangs. Under ``vmap`` this function therefore solves the
+    matrices one after another (``lax.map``) on a CPU; the Lanczos matrices are small, so
+    it costs little. On GPU/TPU the batched solver is used.
+    """
+    w, v = jnp.linalg.eigh(T)
+    return w, v
+
+
+@symmetric_eigh.def_vmap
+def _symmetric_eigh_vmap(axis_size, in_batched, T):
+    (batched,) = in_batched
+    if not batched:
+        out = symmetric_eigh(T)
+        return out, (False, False)
+    if jax.default_backend() == "cpu":
+        return jax.lax.map(symmetric_eigh, T), (True, True)
+    w, v = jnp.linalg.eigh(T)
+    return (w, v), (True, True)
+
+
 def _masked_eigh(alphas, betas, n, *, low: bool):
     """eigh of the leading n×n block of T; the rest is pushed outside the spectrum."""
     m = alphas.shape[0]
@@ -238,7 +266,7 @@ def _masked_eigh(alphas, betas, n, *, low: bool):
     bound = jnp.max(jnp.where(active, jnp.abs(alphas), 0.0)) + 2 * jnp.max(jnp.abs(off), initial=0.0) + 1.0
     sentinel = -3 * bound if low else 3 * bound
     diag = jnp.where(active, alphas, sentinel)
-    theta, S = jnp.linalg.eigh(tridiagonal(diag, off))
+    theta, S = symmetric_eigh(tridiagonal(diag, off))
     S = jnp.where(active[:, None], S, 0.0)
     return theta, S
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -426,8 +425,7 @@ def measure(
     layout above; ``runs_per_call`` is then rounded up to a multiple of the device count,
     the last call padded with copies of its last run, and ``memory_budget`` applies per
     device (on a CPU the default is divided among the host devices, which share its
-    memory). The values are those of an unsharded measurement to float rounding. On a CPU's
-    host devices this path has hung (a ``RuntimeWarning`` says so): there, leave ``mesh`` unset.
+    memory). The values are those of an unsharded measurement to float rounding.
 
     Args:
         task: the :class:`hgcnet_jax.train.Task` the sweep trained.
@@ -454,11 +452,6 @@ def measure(
         TypeError: for an unknown setting.
     """
     cfg = make_config("measure", mediators, config)
-    if mesh is not None and mesh.devices.size > 1 and mesh.devices.flat[0].platform == "cpu":
-        warnings.warn(
-            "measure: a mesh of CPU host devices can hang: with the default lanczos_steps=32 the measurement "
-            "of a quick-preset study on 2 host devices never returned (8 steps did); hgcnet study measures on "
-            "one CPU device. Use a mesh of GPU/TPU devices, or mesh=None on a CPU", RuntimeWarning, stacklevel=2)
     runs = result.runs
     ids = [int(r) for r in (runs["run_id"].tolist() if run_ids is None else run_ids)]
     if not ids:

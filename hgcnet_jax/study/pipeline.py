@@ -162,12 +162,7 @@ def phase_mediators(config: StudyConfig, task, result, *, progress: bool, log: C
 
     kw = measure_kwargs(config)
     kw["runs_per_call"] = runs_per_call(config, len(result.runs))
-    # On GPU/TPU each call's runs are split over the sweep's devices. Not over a CPU's host
-    # devices: XLA:CPU runs them on the threads its multi-threaded kernels need too, and the
-    # measurement's large products then wait on each other (a quick-preset study hung there).
-    mesh = sweep_mesh(config)
-    if mesh is not None and mesh.devices.flat[0].platform == "cpu":
-        mesh = None
+    mesh = sweep_mesh(config)  # the sweep's devices: each call's runs are split over all of them
     where = "" if mesh is None else f", split over {mesh.devices.size} devices (rounded up to a multiple)"
     log(f"mediators: measuring N, S, C on {len(result.runs)} runs, {kw['runs_per_call']} per compiled call{where}")
     t0 = time.perf_counter()
