@@ -542,14 +542,6 @@ def _group_args(task, result, cfg, run_ids, stateful):
     return params, inits, states, jnp.asarray(run_ids, jnp.int32), traj
 
 
-def _devices(mesh) -> int:
-    return 1 if mesh is None else int(mesh.devices.size)
-
-
-def _round_up(n: int, k: int) -> int:
-    return -(-n // k) * k
-
-
 def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs, mesh=None) -> dict[str, Any]:
     """Choose runs per call, vmap width and chunk size so that one compiled call fits ``memory_budget``.
 
@@ -561,8 +553,8 @@ def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs, mesh=None
     from hgcnet_jax.train import sharding as _sharding
 
     if mesh is not None:
-        mesh = _sharding.runs_mesh(mesh)
-    k = _devices(mesh)
+        mesh = _sharding.runs_mesh(mesh)  # 1-D over every device: padded_size rounds to the device count
+    k = 1 if mesh is None else _sharding.mesh_axes(mesh).runs_size
     stateful = bool(getattr(task, "has_state", False))
     on_cpu = jax.default_backend() == "cpu"
     budget = int(cfg.memory_budget) if cfg.memory_budget is not None else default_memory_budget() // (k if on_cpu else 1)
@@ -575,7 +567,7 @@ def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs, mesh=None
     width_auto = 1 if on_cpu else len(ids)
     width = cfg.vmap_width if cfg.vmap_width is not None else width_auto
     default_group = len(ids) if width > 1 else 1
-    group = _round_up(min(cfg.runs_per_call or default_group, len(ids)), k)
+    group = _sharding.padded_size(min(cfg.runs_per_call or default_group, len(ids)), mesh)
     chunk = cfg.chunk_size if cfg.chunk_size is not None else default_chunk_size(node, n_ex, dim)
     tried = []
     while True:
@@ -592,7 +584,7 @@ def _plan(task, result, cfg: MeasureConfig, ids, idx, n_train, k_runs, mesh=None
         if cfg.vmap_width is None and w > 1:
             width = max(1, w // 2)
         elif cfg.runs_per_call is None and group > k:
-            group = _round_up(max(1, group // 2), k)
+            group = _sharding.padded_size(max(1, group // 2), mesh)
         elif cfg.chunk_size is None and (chunk is None or chunk > 1):
             chunk = max(1, (n_ex if chunk is None else chunk) // 2)
         else:
