@@ -12,10 +12,21 @@
   that removes whole output units (method ``"granger_structured"``).
 * :mod:`~hgcnet_jax.prune.procedure` — the iterative procedure (pre-train, prune,
   reset, retrain) for every method under one budget; :mod:`~hgcnet_jax.prune.analysis`
-  — curves, phase-shift points, plots; :mod:`~hgcnet_jax.prune.cli` — ``hgcnet prune``.
+  — curves, phase-shift points, paired tests, plots; :mod:`~hgcnet_jax.prune.oracle` — the
+  oracle of importance (the loss increase when a weight or a unit is removed);
+  :mod:`~hgcnet_jax.prune.cli` — ``hgcnet prune``.
 """
 
-from hgcnet_jax.prune.analysis import PhaseShift, hinge_fit, phase_shift, plot_curves, plot_spectra, summarize
+from hgcnet_jax.prune.analysis import (
+    PairedComparison,
+    PhaseShift,
+    hinge_fit,
+    paired_comparison,
+    phase_shift,
+    plot_curves,
+    plot_spectra,
+    summarize,
+)
 from hgcnet_jax.prune.granger import (
     GrangerFit,
     granger_fit,
@@ -36,7 +47,8 @@ from hgcnet_jax.prune.masks import (
     sparsity,
 )
 from hgcnet_jax.prune.procedure import DEFAULT_METHODS, METHODS, PruneConfig, PruneResult, run_pruning
-from hgcnet_jax.prune.record import GrangerStats, Recording, Trainer
+from hgcnet_jax.prune.oracle import rank_agreement, removal_oracle, sample_weights, unit_removal_oracle
+from hgcnet_jax.prune.record import EarlyStopped, GrangerStats, Recording, Trainer
 from hgcnet_jax.prune.solvers import (
     STATUSES,
     CoordinateDescent,
@@ -100,6 +112,7 @@ __all__ = [
     "Recording",
     "GrangerStats",
     "Trainer",
+    "EarlyStopped",
     "GrangerFit",
     "granger_fit",
     "granger_fit_gram",
@@ -122,4 +135,11 @@ __all__ = [
     "summarize",
     "plot_curves",
     "plot_spectra",
+    "PairedComparison",
+    "paired_comparison",
+    # the oracle of importance
+    "removal_oracle",
+    "unit_removal_oracle",
+    "sample_weights",
+    "rank_agreement",
 ]

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["PhaseShift", "hinge_fit", "phase_shift", "summarize", "plot_curves", "plot_spectra", "to_u", "from_u"]
+__all__ = ["PhaseShift", "PairedComparison", "hinge_fit", "phase_shift", "paired_comparison", "summarize", "plot_curves",
+           "plot_spectra", "to_u", "from_u"]
 
 
 def to_u(s):
@@ -98,6 +99,68 @@ def phase_shift(sparsity, acc, *, n_boot: int = 500, seed: int = 0, grid: int = 
         sparsity=float(from_u(tau)), sd=float(np.std(b)), lo=float(np.percentile(b, 5)), hi=float(np.percentile(b, 95)),
         slope_before=float(coef[1]), slope_after=float(coef[1] + coef[2]), n_points=int(u.size),
     )
+
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Method A against method B on the same seeds (:func:`paired_comparison`).
+
+    Attributes:
+        n: number of pairs.
+        mean_diff: mean of ``a - b``.
+        lo, hi: the two-sided ``level`` t-interval of the mean difference.
+        p_t: two-sided paired t-test p-value.
+        p_exact: two-sided exact sign-flip permutation p-value (all ``2**n`` sign
+            patterns); its smallest possible value is ``2 / 2**n`` (0.0625 for 5 pairs).
+        verdict: ``"A better"``, ``"B better"`` (the t-interval excludes 0) or
+            ``"no difference detected"``.
+    """
+
+    n: int
+    mean_diff: float
+    lo: float
+    hi: float
+    p_t: float
+    p_exact: float
+    verdict: str
+
+
+def paired_comparison(a, b, *, level: float = 0.95) -> PairedComparison:
+    """Paired comparison of two methods' results on the same seeds.
+
+    Args:
+        a, b: ``(n,)`` results of the two methods, pair ``i`` on seed ``i``.
+        level: confidence level of the interval.
+
+    Returns:
+        A :class:`PairedComparison`.
+    """
+    from itertools import product
+
+    from scipy import stats
+
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    if d.ndim != 1 or d.size < 2:
+        raise ValueError(f"paired_comparison: need two equal-length 1-d arrays of >= 2 pairs, got {np.shape(d)}")
+    n = d.size
+    m = float(d.mean())
+    sd = float(d.std(ddof=1))
+    if sd == 0.0:
+        lo = hi = m
+        p_t = 1.0 if m == 0.0 else 0.0
+    else:
+        half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+        lo, hi = m - half, m + half
+        p_t = float(2 * stats.t.sf(abs(m) / (sd / np.sqrt(n)), n - 1))
+    if n <= 16:
+        signs = np.array(list(product((1.0, -1.0), repeat=n)))
+        null = np.abs(signs @ d)
+        p_exact = float(np.mean(null >= abs(d.sum()) - 1e-12 * max(1.0, abs(d.sum()))))
+    else:
+        p_exact = float("nan")
+    verdict = "A better" if lo > 0 else "B better" if hi < 0 else "no difference detected"
+    return PairedComparison(n, m, lo, hi, p_t, p_exact, verdict)
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:

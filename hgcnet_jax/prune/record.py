@@ -65,7 +65,7 @@ from hgcnet_jax import _keys
 from hgcnet_jax.prune.masks import apply_mask, flatten_prunable, masked
 from hgcnet_jax.train.optim import replica_optimizer
 
-__all__ = ["Recording", "GrangerStats", "Trainer", "epoch_batches", "n_rows"]
+__all__ = ["Recording", "GrangerStats", "Trainer", "EarlyStopped", "epoch_batches", "n_rows"]
 
 PyTree = Any
 
@@ -327,6 +327,25 @@ def epoch_batches(key, train_idx: np.ndarray, batch_size: int, n_steps: int) -> 
     return perms[:n_steps]
 
 
+@dataclass(frozen=True)
+class EarlyStopped:
+    """The outcome of :meth:`Trainer.train_early_stopping`.
+
+    Attributes:
+        params: ``(S, ...)`` the best-validation parameters of every replica.
+        best_step: ``(S,)`` the step of each replica's best validation accuracy (0: the start).
+        best_val: ``(S,)`` that accuracy.
+        steps_run: steps trained in all (every replica trains until the last one stops).
+        history: ``(evaluations, S)`` validation accuracy at steps ``0, eval_every, …``.
+    """
+
+    params: PyTree
+    best_step: np.ndarray
+    best_val: np.ndarray
+    steps_run: int
+    history: np.ndarray
+
+
 class Trainer:
     """Jitted, replica-vmapped masked training for one task (built once, reused by every method).
 
@@ -395,9 +414,21 @@ class Trainer:
         The steps run as jitted scans of ``chunk_steps`` steps (one compiled program per
         optimiser, whatever ``steps``), so ``steps`` is rounded up to whole chunks.
         """
-        S = jax.tree.leaves(params)[0].shape[0]
         params = jax.vmap(apply_mask)(params, mask)
-        opt_state = self.init_opt(opt, params, mask)
+        params, _, losses = self.resume(params, self.init_opt(opt, params, mask), mask, key=key, steps=steps,
+                                        opt=opt, chunk_steps=chunk_steps)
+        return params, losses
+
+    def resume(self, params, opt_state, mask, *, key, steps: int, opt: tuple,
+               chunk_steps: int = 50) -> tuple[PyTree, PyTree, np.ndarray]:
+        """:meth:`train` from a given optimiser state; returns ``(params, opt_state, losses)``.
+
+        This is what makes a long training resumable: save ``params`` and ``opt_state``
+        after a call and continue with the next call's ``key`` (e.g. one call per
+        epoch with ``fold_in(key, epoch)``). ``params`` are taken as they are (already
+        masked).
+        """
+        S = jax.tree.leaves(params)[0].shape[0]
         keys = jax.random.split(key, S)
         chunk = max(1, min(int(chunk_steps), int(steps)))
         n_chunks = -(-int(steps) // chunk)
@@ -408,7 +439,68 @@ class Trainer:
         for c in range(n_chunks):
             params, opt_state, keys, losses = fn(params, opt_state, mask, keys, batches[:, c * chunk : (c + 1) * chunk])
             out.append(np.asarray(losses))
-        return params, np.concatenate(out, axis=1)
+        return params, opt_state, np.concatenate(out, axis=1)
+
+    def train_early_stopping(self, params, mask, *, key, val_idx, opt: tuple, max_steps: int, eval_every: int,
+                             patience: int) -> "EarlyStopped":
+        """Train to convergence with early stopping on a validation split, every replica on its own.
+
+        The masked model is trained from ``params * mask``; the validation accuracy is
+        measured at the start and after every ``eval_every`` steps. Each replica keeps
+        the parameters of its best validation accuracy (strictly better than every
+        earlier one); training ends when every replica has gone ``patience``
+        evaluations without improving, or after ``max_steps`` (rounded up to whole
+        evaluation intervals). One compiled program of ``eval_every`` steps.
+
+        Args:
+            params, mask: stacked ``(S, ...)`` parameters and mask.
+            key: PRNG key (keyword-only) of the batch order and dropout.
+            val_idx: the validation examples (never training examples).
+            opt: optimiser spec, e.g. ``("adam", 5e-4)``.
+            max_steps, eval_every, patience: the budget (all >= 1).
+
+        Returns:
+            An :class:`EarlyStopped`.
+        """
+        for name, v in (("max_steps", max_steps), ("eval_every", eval_every), ("patience", patience)):
+            if int(v) < 1:
+                raise ValueError(f"train_early_stopping: {name} must be >= 1, got {v}")
+        val_idx = np.asarray(val_idx)
+        if val_idx.size == 0:
+            raise ValueError("train_early_stopping: val_idx is empty; hold a validation split out of the training images")
+        if np.intersect1d(val_idx, self.train_idx).size:
+            raise ValueError("train_early_stopping: val_idx overlaps the training split; early stopping would "
+                             "select on training examples")
+        S = jax.tree.leaves(params)[0].shape[0]
+        n_evals = -(-int(max_steps) // int(eval_every))
+        total = n_evals * int(eval_every)
+        params = jax.vmap(apply_mask)(params, mask)
+        opt_state = self.init_opt(opt, params, mask)
+        keys = jax.random.split(key, S)
+        batches = jax.vmap(lambda k: epoch_batches(k, self.train_idx, self.batch_size, total))(
+            jax.vmap(_keys.prune_batches)(keys))
+        fn = self._program(opt, False, False)
+        best = params
+        best_val = self.accuracy(params, mask, val_idx)
+        best_step = np.zeros(S, np.int64)
+        history = [best_val]
+        waited = np.zeros(S, np.int64)
+        steps_run = 0
+        for c in range(n_evals):
+            params, opt_state, keys, _ = fn(params, opt_state, mask, keys,
+                                            batches[:, c * eval_every : (c + 1) * eval_every])
+            steps_run += int(eval_every)
+            val = self.accuracy(params, mask, val_idx)
+            history.append(val)
+            better = val > best_val
+            pick = jnp.asarray(better)
+            best = jax.tree.map(lambda b, p: jnp.where(pick.reshape((-1,) + (1,) * (p.ndim - 1)), p, b), best, params)
+            best_val = np.where(better, val, best_val)
+            best_step = np.where(better, steps_run, best_step)
+            waited = np.where(better, 0, waited + 1)
+            if (waited >= patience).all():
+                break
+        return EarlyStopped(best, best_step, best_val, steps_run, np.stack(history))
 
     def _record_loop(self, params, mask, *, key, steps: int, lr: float, chunk_steps: int, same_batch: bool,
                      start: Callable[[int, int, int, list[str], np.ndarray], None],
