@@ -46,9 +46,11 @@ A fit that stops before its tolerance emits :class:`LassoConvergenceWarning`.
   :math:`r = \sqrt{2\,\mathrm{gap}/n}/\alpha`; features with
   :math:`|x_j^\top\theta| + r\lVert x_j\rVert < 1` (:math:`\theta = \nu/(n\alpha)`) are
   provably zero and dropped; the working set is the current support plus the
-  features closest to the dual constraint. Its size is a power of two, so the jitted
-  inner coordinate-descent solve compiles once per size. The default for concrete
-  (non-traced) inputs.
+  features closest to the dual constraint. The inner coordinate-descent solve works on
+  a working set padded to a fixed capacity per design shape (twice the largest
+  possible support, ``2 min(n, p)``, as a power of two) with the products over the
+  padding skipped, so it compiles **once per design shape**, whatever the working-set
+  sizes of the outer steps. The default for concrete (non-traced) inputs.
 * ``"cd"`` — cyclic coordinate descent in covariance form on the Gram matrix
   :math:`G = X^\top X/n` (the form that also works from streamed sufficient statistics;
   see :func:`lasso_gram`). Memory :math:`O(p^2)`. jit-able.
@@ -785,8 +787,42 @@ def _anderson_coef(buf):
     return jnp.where(ok, acc, buf[-1]), jnp.where(ok, c, onehot)
 
 
+_ROW_BLOCK = 128
+
+
+def _rows_matvec(Xt, v, k_valid):
+    """``Xt @ v`` when only the first ``k_valid`` rows of ``Xt`` are nonzero (the rest: 0).
+
+    The product runs over whole blocks of ``_ROW_BLOCK`` rows up to ``k_valid`` (a
+    dynamic trip count), so a working set padded to a fixed capacity costs what its
+    real size costs, and one program serves every working-set size.
+    """
+    K = Xt.shape[0]
+    if K <= _ROW_BLOCK or K % _ROW_BLOCK:
+        return Xt @ v
+
+    def body(b, c):
+        blk = jax.lax.dynamic_slice_in_dim(Xt, b * _ROW_BLOCK, _ROW_BLOCK, 0)
+        return jax.lax.dynamic_update_slice_in_dim(c, blk @ v, b * _ROW_BLOCK, 0)
+
+    return jax.lax.fori_loop(0, (k_valid + _ROW_BLOCK - 1) // _ROW_BLOCK, body, jnp.zeros((K,), Xt.dtype))
+
+
+def _rows_rmatvec(w, Xt, k_valid):
+    """``w @ Xt`` over the first ``k_valid`` rows (see :func:`_rows_matvec`)."""
+    K = Xt.shape[0]
+    if K <= _ROW_BLOCK or K % _ROW_BLOCK:
+        return w @ Xt
+
+    def body(b, acc):
+        blk = jax.lax.dynamic_slice_in_dim(Xt, b * _ROW_BLOCK, _ROW_BLOCK, 0)
+        return acc + jax.lax.dynamic_slice_in_dim(w, b * _ROW_BLOCK, _ROW_BLOCK, 0) @ blk
+
+    return jax.lax.fori_loop(0, (k_valid + _ROW_BLOCK - 1) // _ROW_BLOCK, body, jnp.zeros((Xt.shape[1],), Xt.dtype))
+
+
 @partial(jax.jit, static_argnames=("active_epochs",))
-def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5):
+def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, k_valid=None, active_epochs: int = 5):
     """CD in residual form on a (padded) working set ``Xt = X_ws^T`` of shape ``(K, n)``.
 
     Each round is one epoch over the coordinates that can move — the current support
@@ -799,7 +835,8 @@ def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5):
     Then the gap on the working set is checked with the better of two dual points: the
     rescaled residual and, when the extrapolation was not taken, the extrapolated
     residual (the dual extrapolation of Massias et al. 2018). Padded rows of ``Xt``
-    are zero; their coefficient stays 0.
+    are zero; their coefficient stays 0. With ``k_valid`` only the first ``k_valid`` rows
+    are real: the products with ``Xt`` stop there (:func:`_rows_matvec`).
 
     The loop also ends when the working-set gap has stopped falling at the dtype's
     rounding floor (module docstring): the outer loop then decides on the full gap.
@@ -809,9 +846,10 @@ def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5):
         coordinate epochs (rounds x (1 + active)).
     """
     K, n = Xt.shape
+    kv = jnp.asarray(K if k_valid is None else k_valid, jnp.int32)
     norms = jnp.sum(Xt * Xt, axis=1) / n
     inv = 1.0 / jnp.where(norms > 0, norms, 1.0)
-    r0 = y - w @ Xt
+    r0 = y - _rows_rmatvec(w, Xt, kv)
 
     def update(j, valid, w, r):
         xj = Xt[j]
@@ -875,17 +913,18 @@ def _cd_residual(Xt, y, w, alpha, tol_abs, max_epochs, active_epochs: int = 5):
         r_acc, coef = _anderson_coef(rb)
         w_acc = coef @ wb[1:]
         took = primal_of(w_acc, r_acc) < primal_of(w, r)
-        w, r = jax.lax.cond(took, lambda: (w_acc, y - w_acc @ Xt), lambda: (w, r))
-        c = Xt @ r / n
+        w, r = jax.lax.cond(took, lambda: (w_acc, y - _rows_rmatvec(w_acc, Xt, kv)), lambda: (w, r))
+        c = _rows_matvec(Xt, r, kv) / n
         _, gap = _lasso_gap(jnp.dot(r, r) / n, w, c, alpha)
         # The extrapolated residual as a second dual point costs a second pass over
         # Xt; it can only end the loop sooner, so it is tried within 100x of the tolerance.
-        gap = jax.lax.cond(~took & (gap <= 100.0 * tol_abs), lambda: gap_of(w, r, c, r_acc, Xt @ r_acc / n),
+        gap = jax.lax.cond(~took & (gap <= 100.0 * tol_abs),
+                           lambda: gap_of(w, r, c, r_acc, _rows_matvec(Xt, r_acc, kv) / n),
                            lambda: gap)
         best, since = _track(best, since, gap)
         return w, r, ep + 1 + active_epochs, gap, c, best, since
 
-    c0 = Xt @ r0 / n
+    c0 = _rows_matvec(Xt, r0, kv) / n
     gap0 = gap_of(w, r0, c0, r0, c0)
     zero = jnp.zeros((), jnp.int32)
     init = (w, r0, zero, gap0, c0, gap0, zero)
@@ -927,8 +966,11 @@ def _ws_prepare(X, y, w, alpha, zero_start: bool):
 
 
 @jax.jit
-def _ws_solve(X, y, w, idx_pad, alpha, inner_tol, max_epochs):
-    """Solve the Lasso restricted to ``idx_pad`` (sorted, padded with the out-of-range index p).
+def _ws_solve(X, y, w, idx_pad, k_valid, alpha, inner_tol, max_epochs):
+    """Solve the Lasso restricted to ``idx_pad[:k_valid]`` (sorted, padded with the out-of-range index p).
+
+    ``idx_pad`` has the problem's fixed working-set capacity (:func:`_ws_capacity`), so
+    one program serves every working-set size of a design shape.
 
     The caller guarantees that the support of ``w`` lies inside the working set, so
     the rest of ``w`` is zero and ``y`` is the working set's target as it stands.
@@ -937,7 +979,7 @@ def _ws_solve(X, y, w, idx_pad, alpha, inner_tol, max_epochs):
     """
     Xt = jnp.take(X, idx_pad, axis=1, mode="fill", fill_value=0.0).T
     w_ws = w.at[idx_pad].get(mode="fill", fill_value=0.0)
-    w_ws, r, ep = _cd_residual(Xt, y, w_ws, alpha, inner_tol, max_epochs)
+    w_ws, r, ep = _cd_residual(Xt, y, w_ws, alpha, inner_tol, max_epochs, k_valid)
     w = jnp.zeros_like(w).at[idx_pad].set(w_ws, mode="drop")
     obj, gap, corr = _full_gap(X, y, r, w, alpha)
     return w, ep, obj, gap, corr
@@ -947,8 +989,16 @@ def _next_pow2(k: int) -> int:
     return 1 << max(0, int(k - 1).bit_length())
 
 
+def _ws_capacity(n: int, p: int, ws_start: int) -> int:
+    """The fixed working-set capacity of an ``(n, p)`` problem: the whole problem when it is
+    small, else room for twice the largest support a Lasso solution has (at most ``n``
+    nonzeros, Tibshirani 2013) and at least ``ws_start``, as a power of two."""
+    return min(_next_pow2(p), max(_next_pow2(ws_start), _next_pow2(2 * min(n, p))))
+
+
 def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50, inner_ratio=0.02):
     n, p = X.shape
+    cap = _ws_capacity(n, p, ws_start)
     alpha_f = float(alpha)
     tol_f = float(tol_abs)
     w = jnp.asarray(w0)
@@ -990,7 +1040,7 @@ def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50,
             # Working-set size: a power of two >= 2 |support|, never shrinking; doubled
             # when the last outer step did not halve the gap (features are missing).
             grow = 2 * K if g > 0.5 * prev_gap else K
-            K = min(_next_pow2(p), max(_next_pow2(max(ws_start, 2 * nnz)), grow))
+            K = min(cap, max(_next_pow2(max(ws_start, 2 * nnz)), grow))
             k = min(K, int(keep.sum()))
             if k >= p:
                 idx = np.arange(p)
@@ -998,11 +1048,14 @@ def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50,
                 idx = np.zeros((0,), np.int64)
             else:
                 idx = np.sort(np.argpartition(dist, k - 1)[:k])
-        Kp = _next_pow2(max(len(idx), 1))
-        # Pad with the out-of-range index p: gathers fill 0, scatters drop it.
-        idx_pad = jnp.asarray(np.concatenate([idx, np.full(Kp - len(idx), p)]).astype(np.int32))
+        if len(idx) > cap:                                          # alpha = 0 on a wide problem
+            idx = idx[np.argsort(np.where(w_np[idx] != 0, -np.inf, -np.abs(np.asarray(corr)[idx])))[:cap]]
+            idx = np.sort(idx)
+        # Pad to the fixed capacity with the out-of-range index p: gathers fill 0, scatters drop it.
+        idx_pad = jnp.asarray(np.concatenate([idx, np.full(cap - len(idx), p)]).astype(np.int32))
         inner_tol = max(inner_ratio * g, 0.1 * tol_f)
-        w, ep, obj, gap, corr = _ws_solve(X, y, w, idx_pad, alpha, jnp.asarray(inner_tol, X.dtype),
+        w, ep, obj, gap, corr = _ws_solve(X, y, w, idx_pad, jnp.asarray(len(idx), jnp.int32), alpha,
+                                          jnp.asarray(inner_tol, X.dtype),
                                           jnp.asarray(max(1, max_iter - epochs), jnp.int32))
         epochs += int(ep)
         prev_gap = g
