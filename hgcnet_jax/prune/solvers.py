@@ -84,6 +84,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 __all__ = [
+    "lasso_batch",
     "LassoResult",
     "LassoPath",
     "WorkingSet",
@@ -996,73 +997,152 @@ def _ws_capacity(n: int, p: int, ws_start: int) -> int:
     return min(_next_pow2(p), max(_next_pow2(ws_start), _next_pow2(2 * min(n, p))))
 
 
-def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50, inner_ratio=0.02):
-    n, p = X.shape
-    cap = _ws_capacity(n, p, ws_start)
-    alpha_f = float(alpha)
-    tol_f = float(tol_abs)
-    w = jnp.asarray(w0)
-    obj, gap, corr, col_norm = _ws_prepare(X, y, w, alpha, zero_start=bool(not np.any(np.asarray(w))))
-    col_norm = np.asarray(col_norm)
-    floor = float(_floor(jnp.dot(y, y) / n, p))
-    prev_gap = best = math.inf
-    since = 0                    # outer steps since the lowest full gap
-    stalled = False
-    K = 0
-    epochs = 0
-    for _ in range(max_outer):
-        g = float(gap)
-        since = 0 if g < best else since + 1
-        best = min(best, g)
+class _WSOuter:
+    """The host side of one working-set solve: stopping, Gap Safe screening, the next working set.
+
+    Shared by :func:`_lasso_ws` (one problem) and :func:`_lasso_ws_batch` (a batch of
+    problems solved by one vmapped inner program, each with its own outer state).
+    """
+
+    def __init__(self, n, p, alpha, tol_abs, max_iter, col_norm, floor, *, ws_start, inner_ratio):
+        self.n, self.p = n, p
+        self.cap = _ws_capacity(n, p, ws_start)
+        self.alpha, self.tol, self.max_iter = float(alpha), float(tol_abs), int(max_iter)
+        self.col_norm, self.floor = np.asarray(col_norm), float(floor)
+        self.ws_start, self.inner_ratio = ws_start, inner_ratio
+        self.prev_gap = self.best = math.inf
+        self.since = 0                   # outer steps since the lowest full gap
+        self.stalled = False
+        self.K = 0
+        self.epochs = 0
+        self.done = False
+        self.g = math.inf
+
+    def plan(self, gap, corr, w):
+        """The next inner solve ``(idx, w, inner_tol, max_epochs)``, or ``None`` when finished.
+
+        ``w`` is returned with the provably-zero features zeroed (``None``: unchanged).
+        """
+        g = self.g = float(gap)
+        self.since = 0 if g < self.best else self.since + 1
+        self.best = min(self.best, g)
+        p, alpha_f = self.p, self.alpha
         # The working set is the whole problem, or three steps made no new low, at the floor.
-        stalled = best <= floor and (since >= 3 or (K >= p and since >= 1))
-        if g <= tol_f or epochs >= max_iter or stalled:
-            break
+        self.stalled = self.best <= self.floor and (self.since >= 3 or (self.K >= p and self.since >= 1))
+        if g <= self.tol or self.epochs >= self.max_iter or self.stalled:
+            self.done = True
+            return None
         w_np = np.asarray(w)
+        new_w = None
         if alpha_f == 0.0:
             idx = np.arange(p)                                      # no screening possible
         else:
             corr_np = np.asarray(corr)
             cinf = float(np.max(np.abs(corr_np)))
-            s = min(1.0, alpha_f / cinf) if cinf > 0 else 1.0
-            theta_corr = s * corr_np / alpha_f                       # x_j^T theta, |.| <= 1
-            radius = math.sqrt(2.0 * g / n) / alpha_f               # Gap Safe sphere radius
+            sc = min(1.0, alpha_f / cinf) if cinf > 0 else 1.0
+            theta_corr = sc * corr_np / alpha_f                      # x_j^T theta, |.| <= 1
+            radius = math.sqrt(2.0 * g / self.n) / alpha_f          # Gap Safe sphere radius
             with np.errstate(divide="ignore", invalid="ignore"):
-                dist = np.where(col_norm > 0, (1.0 - np.abs(theta_corr)) / col_norm, np.inf)
+                dist = np.where(self.col_norm > 0, (1.0 - np.abs(theta_corr)) / self.col_norm, np.inf)
             keep = dist <= radius                                   # not safely screened
             if np.any((w_np != 0) & ~keep):
                 # Screened features are provably zero at the optimum: zero them now.
-                w_np = np.where(keep, w_np, 0.0)
-                w = jnp.asarray(w_np, X.dtype)
+                w_np = new_w = np.where(keep, w_np, 0.0)
             support = w_np != 0
             dist[support] = -np.inf                                 # the support is always in
             nnz = int(support.sum())
             # Working-set size: a power of two >= 2 |support|, never shrinking; doubled
             # when the last outer step did not halve the gap (features are missing).
-            grow = 2 * K if g > 0.5 * prev_gap else K
-            K = min(cap, max(_next_pow2(max(ws_start, 2 * nnz)), grow))
-            k = min(K, int(keep.sum()))
+            grow = 2 * self.K if g > 0.5 * self.prev_gap else self.K
+            self.K = min(self.cap, max(_next_pow2(max(self.ws_start, 2 * nnz)), grow))
+            k = min(self.K, int(keep.sum()))
             if k >= p:
                 idx = np.arange(p)
             elif k == 0:
                 idx = np.zeros((0,), np.int64)
             else:
                 idx = np.sort(np.argpartition(dist, k - 1)[:k])
-        if len(idx) > cap:                                          # alpha = 0 on a wide problem
-            idx = idx[np.argsort(np.where(w_np[idx] != 0, -np.inf, -np.abs(np.asarray(corr)[idx])))[:cap]]
-            idx = np.sort(idx)
-        # Pad to the fixed capacity with the out-of-range index p: gathers fill 0, scatters drop it.
-        idx_pad = jnp.asarray(np.concatenate([idx, np.full(cap - len(idx), p)]).astype(np.int32))
-        inner_tol = max(inner_ratio * g, 0.1 * tol_f)
-        w, ep, obj, gap, corr = _ws_solve(X, y, w, idx_pad, jnp.asarray(len(idx), jnp.int32), alpha,
-                                          jnp.asarray(inner_tol, X.dtype),
-                                          jnp.asarray(max(1, max_iter - epochs), jnp.int32))
-        epochs += int(ep)
-        prev_gap = g
-    g = float(gap)
-    status = STATUS_CONVERGED if g <= tol_f else (STATUS_PRECISION if (stalled or min(best, g) <= floor) and epochs < max_iter
-                                                  else STATUS_MAX_ITER)
-    return w, obj, gap, epochs, status
+        if len(idx) > self.cap:                                     # alpha = 0 on a wide problem
+            idx = np.sort(idx[np.argsort(np.where(w_np[idx] != 0, -np.inf, -np.abs(np.asarray(corr)[idx])))[: self.cap]])
+        inner_tol = max(self.inner_ratio * g, 0.1 * self.tol)
+        self.prev_gap = g
+        return idx, new_w, inner_tol, max(1, self.max_iter - self.epochs)
+
+    def padded(self, idx) -> np.ndarray:
+        """``idx`` padded to the fixed capacity with the out-of-range index p (gathers fill 0, scatters drop it)."""
+        return np.concatenate([idx, np.full(self.cap - len(idx), self.p)]).astype(np.int32)
+
+    def status(self, gap) -> int:
+        g = float(gap)
+        if g <= self.tol:
+            return STATUS_CONVERGED
+        at_floor = (self.stalled or min(self.best, g) <= self.floor) and self.epochs < self.max_iter
+        return STATUS_PRECISION if at_floor else STATUS_MAX_ITER
+
+
+def _lasso_ws(X, y, w0, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50, inner_ratio=0.02):
+    n, p = X.shape
+    w = jnp.asarray(w0)
+    obj, gap, corr, col_norm = _ws_prepare(X, y, w, alpha, zero_start=bool(not np.any(np.asarray(w))))
+    outer = _WSOuter(n, p, alpha, tol_abs, max_iter, col_norm, _floor(jnp.dot(y, y) / n, p),
+                     ws_start=ws_start, inner_ratio=inner_ratio)
+    for _ in range(max_outer):
+        step = outer.plan(gap, corr, w)
+        if step is None:
+            break
+        idx, new_w, inner_tol, max_ep = step
+        if new_w is not None:
+            w = jnp.asarray(new_w, X.dtype)
+        w, ep, obj, gap, corr = _ws_solve(X, y, w, jnp.asarray(outer.padded(idx)), jnp.asarray(len(idx), jnp.int32),
+                                          alpha, jnp.asarray(inner_tol, X.dtype), jnp.asarray(max_ep, jnp.int32))
+        outer.epochs += int(ep)
+    return w, obj, gap, outer.epochs, outer.status(gap)
+
+
+_ws_prepare_batch = jax.jit(jax.vmap(lambda X, y, w, a: _ws_prepare(X, y, w, a, zero_start=True)))
+_ws_solve_batch = jax.jit(jax.vmap(_ws_solve))
+
+
+def _lasso_ws_batch(X, y, alpha, tol_abs, max_iter, *, ws_start=256, max_outer=50, inner_ratio=0.02):
+    """:func:`_lasso_ws` for a batch of problems of one shape, from zero, one vmapped inner program.
+
+    Every problem keeps its own outer state (screening, working set, stopping); a
+    finished problem's lane runs no epochs and keeps its solution.
+    """
+    S, n, p = X.shape
+    w = jnp.zeros((S, p), X.dtype)
+    obj, gap, corr, col_norm = _ws_prepare_batch(X, y, w, alpha)
+    floors = np.asarray(jax.vmap(lambda v: _floor(jnp.dot(v, v) / n, p))(y))
+    col_norm = np.asarray(col_norm)
+    outer = [_WSOuter(n, p, float(alpha[s]), float(tol_abs[s]), max_iter, col_norm[s], floors[s],
+                      ws_start=ws_start, inner_ratio=inner_ratio) for s in range(S)]
+    cap = outer[0].cap
+    for _ in range(max_outer):
+        w_np, gap_np, corr_np = np.asarray(w), np.asarray(gap), np.asarray(corr)
+        steps = [None if o.done else o.plan(gap_np[s], corr_np[s], w_np[s]) for s, o in enumerate(outer)]
+        live = np.array([st is not None for st in steps])
+        if not live.any():
+            break
+        idx_pad = np.full((S, cap), p, np.int32)
+        kv, itol, mep = np.zeros(S, np.int32), np.zeros(S), np.zeros(S, np.int32)
+        for s, st in enumerate(steps):
+            if st is None:
+                continue                                # max_epochs 0: the lane's inner loop does not run
+            idx, new_w, inner_tol, max_ep = st
+            if new_w is not None:
+                w_np[s] = new_w
+            idx_pad[s], kv[s], itol[s], mep[s] = outer[s].padded(idx), len(idx), inner_tol, max_ep
+        w_new, ep, obj_new, gap_new, corr_new = _ws_solve_batch(
+            X, y, jnp.asarray(w_np, X.dtype), jnp.asarray(idx_pad), jnp.asarray(kv), alpha,
+            jnp.asarray(itol, X.dtype), jnp.asarray(mep))
+        keep = jnp.asarray(live)
+        w = jnp.where(keep[:, None], w_new, jnp.asarray(w_np, X.dtype))
+        obj, gap = jnp.where(keep, obj_new, obj), jnp.where(keep, gap_new, gap)
+        corr = jnp.where(keep[:, None], corr_new, corr)
+        for s in np.flatnonzero(live):
+            outer[s].epochs += int(ep[s])
+    gap_np = np.asarray(gap)
+    return w, obj, gap, np.array([o.epochs for o in outer]), np.array([o.status(gap_np[s]) for s, o in enumerate(outer)])
 
 
 # ---------------------------------------------------------------------------
@@ -1151,6 +1231,77 @@ def lasso(
         res = LassoResult(w, jnp.asarray(obj, dt), jnp.asarray(gap, dt), jnp.asarray(ep, jnp.int32),
                           jnp.asarray(status == STATUS_CONVERGED), jnp.asarray(status, jnp.int32))
     _maybe_warn(res, tol_abs, solver, warn, tol=tol, requested64=requested64)
+    return res
+
+
+def lasso_batch(
+    X: Float[ArrayLike, "s n p"],
+    y: Float[ArrayLike, "s n"],
+    alpha: ArrayLike,
+    *,
+    tol: float = 1e-4,
+    max_iter: int | None = None,
+    solver: WorkingSet | None = None,
+    warn: bool = True,
+) -> LassoResult:
+    r"""Solve a batch of Lasso problems of one shape at once, each with its own certificate.
+
+    The working-set solver (``solver="ws"`` of :func:`lasso`) with one outer state per
+    problem on the host (screening, working set, stopping) and **one vmapped inner
+    program** for the whole batch: on a CPU the coordinate updates of the ``s``
+    problems run side by side, so the per-update loop overhead is paid once per batch,
+    and on an accelerator the batch fills the device. Use it for the Granger fits of
+    every seed (and every layer of equal shape) of a pruning step.
+
+    Args:
+        X: ``(s, n, p)`` designs.
+        y: ``(s, n)`` targets.
+        alpha: the penalty, a scalar or ``(s,)`` (``>= 0``).
+        tol: each problem is converged when its ``gap <= tol * ||y_i||^2 / n``.
+        max_iter: coordinate epochs per problem (default 10000).
+        solver: a :class:`WorkingSet` for its options (``ws_start``, ``max_outer``, …).
+        warn: as in :func:`lasso`, once per problem that misses its certificate.
+
+    Returns:
+        A :class:`LassoResult` whose every field has a leading axis of length ``s``:
+        problem ``i``'s coefficients, objective, duality gap, epochs, converged flag and
+        status — what :func:`lasso` with ``solver="ws"`` returns for it, to within the
+        tolerance.
+
+    Raises:
+        ValueError: on shapes, a negative alpha, or traced inputs (the outer loop runs
+            on the host).
+    """
+    requested64 = _requested_float64(X, y)
+    X = jnp.asarray(X)
+    y = jnp.asarray(y)
+    if X.ndim != 3 or y.ndim != 2 or y.shape != X.shape[:2]:
+        raise ValueError(f"lasso_batch: need X (s, n, p) and y (s, n), got {X.shape} and {y.shape}")
+    if not jnp.issubdtype(X.dtype, jnp.floating):
+        X = X.astype(jnp.float32)
+    y = y.astype(X.dtype)
+    S, n, p = X.shape
+    if _is_traced(X, y, alpha):
+        raise ValueError("lasso_batch: the outer loop runs on the host and cannot be traced; "
+                         "use jax.vmap over lasso(..., solver='cd' or 'fista') under jit")
+    a = np.broadcast_to(np.asarray(alpha, np.float64), (S,))
+    if np.any(~np.isfinite(a)) or np.any(a < 0):
+        raise ValueError(f"lasso_batch: alpha must be finite and >= 0, got {np.asarray(alpha)!r}")
+    opts = solver if solver is not None else WorkingSet()
+    if not isinstance(opts, WorkingSet):
+        raise ValueError(f"lasso_batch: solver must be a WorkingSet (or None), got {solver!r}")
+    if max_iter is not None:
+        opts = dataclasses.replace(opts, max_iter=int(max_iter))
+    yy = jnp.sum(y * y, axis=1) / n
+    w, obj, gap, ep, status = _lasso_ws_batch(X, y, jnp.asarray(a, X.dtype), np.asarray(tol * yy, np.float64),
+                                              opts.max_iter, ws_start=opts.ws_start, max_outer=opts.max_outer,
+                                              inner_ratio=opts.inner_ratio)
+    res = LassoResult(w, jnp.asarray(obj, X.dtype), jnp.asarray(gap, X.dtype), jnp.asarray(ep, jnp.int32),
+                      jnp.asarray(status == STATUS_CONVERGED), jnp.asarray(status, jnp.int32))
+    if warn:
+        for i in range(S):
+            one = LassoResult(*(f[i] for f in res))
+            _maybe_warn(one, tol * yy[i], "ws", True, tol=tol, requested64=requested64)
     return res
 
 
