@@ -275,7 +275,7 @@ class Experiment:
         """New keep flags (S, P), the Lasso certificates, and the per-layer rank scores (for the oracle)."""
         import jax
 
-        from hgcnet_jax.prune.granger import granger_keep_stats, magnitude_keep, random_keep, rank_key
+        from hgcnet_jax.prune.granger import granger_keep_stats_batch, magnitude_keep, random_keep, rank_key
         from hgcnet_jax.prune.procedure import _certificates, _flat, _protected_layers
         from hgcnet_jax.prune.structured import structured_granger_keep_stats
 
@@ -306,15 +306,14 @@ class Experiment:
             return np.stack(new), _certificates(fits), None
         alpha = p.alpha_exact if spec["mode"] == "exact" else p.alpha_rank
         scores = np.zeros((S, net.num_prunable))
+        # every seed's fit of a layer as one batch (lasso_batch), each with its own certificate
+        new, fits = granger_keep_stats_batch(stats, keep, mode=spec["mode"], target_sparsity=target, alpha=alpha,
+                                             standardize=spec["standardize"], tol=p.lasso_tol, warn=False)
         for s in range(S):
-            k, f = granger_keep_stats(stats, s, keep[s], mode=spec["mode"], target_sparsity=target, alpha=alpha,
-                                      standardize=spec["standardize"], tol=p.lasso_tol, warn=False)
             alive_groups = [sl for sl in stats.groups.values() if keep[s][sl].any()]
-            for sl, fit in zip(alive_groups, f):
+            for sl, fit in zip(alive_groups, fits[s]):
                 scores[s, sl] = rank_key(fit.coef, fit.corr) / max(1, sl.stop - sl.start - 1)
-            new.append(k)
-            fits.append(f)
-        return np.stack(new), _certificates(fits), scores
+        return new, _certificates(fits), scores
 
     def oracle(self) -> None:
         """The loss increase of removing each sampled weight / each unit of the dense θ0, and every method's agreement."""

@@ -33,6 +33,7 @@ from hgcnet_jax.prune.granger import (
     granger_fit_gram,
     granger_keep,
     granger_keep_stats,
+    granger_keep_stats_batch,
     magnitude_keep,
     random_keep,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "granger_fit_gram",
     "granger_keep",
     "granger_keep_stats",
+    "granger_keep_stats_batch",
     "magnitude_keep",
     "random_keep",
     "output_groups",

@@ -36,9 +36,10 @@ import numpy as np
 
 from hgcnet_jax import _keys
 from hgcnet_jax.prune.masks import keep_top
-from hgcnet_jax.prune.solvers import LassoResult, alpha_max, lasso, lasso_gram
+from hgcnet_jax.prune.solvers import LassoResult, alpha_max, lasso, lasso_batch, lasso_gram
 
-__all__ = ["GrangerFit", "granger_fit", "granger_fit_gram", "granger_keep", "granger_keep_stats", "magnitude_keep",
+__all__ = ["GrangerFit", "granger_fit", "granger_fit_gram", "granger_keep", "granger_keep_stats",
+           "granger_keep_stats_batch", "magnitude_keep",
            "random_keep", "rank_key"]
 
 
@@ -326,6 +327,90 @@ def granger_keep_stats(
                               solver=solver, tol=tol, warn=warn)
         fits.append(fit)
         keep[sl] = _keep_from_fit(fit, a, mode, target_sparsity)
+    return keep, fits
+
+
+def granger_keep_stats_batch(
+    stats,
+    alive: np.ndarray,
+    *,
+    mode: str = "rank",
+    target_sparsity: float | None = None,
+    alpha: float = 0.05,
+    alpha_scale: str = "relative",
+    standardize: bool = True,
+    tol: float = 1e-4,
+    warn: bool = True,
+) -> tuple[np.ndarray, list[list[GrangerFit]]]:
+    """:func:`granger_keep_stats` for every replica at once: the column groups' Lassos as one batch.
+
+    A group kept as columns (not a Gram group) is fitted for all replicas by one
+    :func:`~hgcnet_jax.prune.lasso_batch` call (one vmapped working-set program, each
+    replica's fit with its own certificate), with the same column scaling, penalty and
+    keep rules as :func:`granger_fit` / :func:`granger_keep_stats`; Gram groups are
+    fitted per replica by :func:`granger_fit_gram` as there.
+
+    Args:
+        stats: :class:`~hgcnet_jax.prune.record.GrangerStats` of ``S`` replicas.
+        alive: ``(S, P)`` current masks.
+        mode, target_sparsity, alpha, alpha_scale, standardize, tol, warn: as in
+            :func:`granger_keep_stats`.
+
+    Returns:
+        ``(keep (S, P) bool, fits)``: ``fits[s]`` lists replica ``s``'s fits in group order
+        (groups with no alive weight skipped), as :func:`granger_keep_stats` returns them.
+    """
+    import jax.numpy as jnp
+
+    _check_keep_args(mode, target_sparsity, "granger_keep_stats_batch")
+    if alpha_scale not in ("relative", "absolute"):
+        raise ValueError(f"granger_keep_stats_batch: alpha_scale must be 'relative' or 'absolute', got {alpha_scale!r}")
+    alive = np.asarray(alive, bool)
+    S = alive.shape[0]
+    keep = np.zeros_like(alive)
+    fits: list[list[GrangerFit]] = [[] for _ in range(S)]
+    for name, sl in stats.groups.items():
+        todo = [s for s in range(S) if alive[s, sl].any()]
+        if not todo:
+            continue
+        if name in stats.gram:
+            for s in todo:
+                f = granger_fit_gram(stats.gram[name][s], stats.xty[name][s], float(stats.yty[s]), stats.n,
+                                     sumsq=stats.sumsq[name][s], alive=alive[s, sl], alpha=alpha,
+                                     alpha_scale=alpha_scale, standardize=standardize, tol=tol, warn=warn)
+                fits[s].append(f)
+                keep[s, sl] = _keep_from_fit(f, alive[s, sl], mode, target_sparsity)
+            continue
+        X0, _ = stats.design(todo[0], name)
+        n, ncol = X0.shape
+        P = sl.stop - sl.start
+        blocks = ncol // P
+        Xb = np.empty((len(todo), n, ncol), np.float32)
+        Yb = np.empty((len(todo), n), np.float32)
+        lives = []
+        for b, s in enumerate(todo):
+            X, y = (X0, stats.y[s]) if b == 0 else stats.design(s, name)
+            live = np.tile(alive[s, sl], blocks)
+            Xn = np.where(live[None, :], X, 0.0)
+            if standardize:
+                rms = np.sqrt(np.mean(np.square(Xn, dtype=np.float64), axis=0))
+                Xn = Xn / np.where(rms > 0, rms, 1.0)
+            Xb[b], Yb[b] = Xn, y
+            lives.append(live)
+        del X0
+        amax = np.array([float(alpha_max(jnp.asarray(Xb[b]), jnp.asarray(Yb[b]))) for b in range(len(todo))])
+        a = alpha * amax if alpha_scale == "relative" else np.full(len(todo), float(alpha))
+        res = lasso_batch(jnp.asarray(Xb), jnp.asarray(Yb), a.astype(np.float32), tol=tol, warn=warn)
+        coefs = np.asarray(res.coef, np.float64)
+        for b, s in enumerate(todo):
+            live = lives[b]
+            coef = np.where(live, coefs[b], 0.0)
+            r = Yb[b].astype(np.float64) - Xb[b].astype(np.float64) @ coef
+            corr = np.where(live, np.abs(r @ Xb[b].astype(np.float64)) / n, 0.0)
+            one = LassoResult(*(f[b] for f in res))
+            f = GrangerFit(_fold_momentum(coef, P), _fold_momentum(corr, P), float(a[b]), one)
+            fits[s].append(f)
+            keep[s, sl] = _keep_from_fit(f, alive[s, sl], mode, target_sparsity)
     return keep, fits
 
 

@@ -69,3 +69,37 @@ def test_one_inner_program_for_the_batch_and_clear_errors():
     with pytest.raises(ValueError, match="solver must be a WorkingSet"):
         lasso_batch(X, y, 0.1, solver="cd")
     assert jnp.asarray(lasso_batch(X, y, 0.1, warn=False).coef).dtype == jnp.float32
+
+
+def test_granger_keep_stats_batch_equals_the_per_replica_fits():
+    """Streamed statistics of 3 replicas, one Gram group and one column group: the batched
+    fits have the same penalties, are all certified, and keep (nearly) the same weights."""
+    from hgcnet_jax.prune.granger import granger_keep_stats, granger_keep_stats_batch
+    from hgcnet_jax.prune.record import GrangerStats, Recording
+
+    rng = np.random.default_rng(4)
+    S, T, P1, P2 = 3, 90, 40, 1200
+    P = P1 + P2
+    deltas = rng.standard_normal((S, T, P)).astype(np.float32) * rng.uniform(0.2, 2.0, P).astype(np.float32)
+    sq = deltas.astype(np.float64) ** 2
+    losses = np.cumsum(-(sq[:, :, :5].sum(-1) + sq[:, :, P1:P1 + 5].sum(-1)) * 0.01
+                       + 0.05 * rng.standard_normal((S, T)), axis=1).astype(np.float32)
+    rec = Recording(losses, np.full((S, T), np.nan, np.float32), deltas, {"a": slice(0, P1), "b": slice(P1, P)}, 1.0)
+    stats = GrangerStats.from_recording(rec, rec.layer_slices, target="consecutive", gram_max_features=1024)
+    assert set(stats.gram) == {"a"} and set(stats.deltas) == {"b"}
+    alive = np.ones((S, P), bool)
+    alive[1, P1:P1 + 300] = False                         # a replica with dead weights
+    for mode, target in (("rank", 0.8), ("exact", None)):
+        kb, fb = granger_keep_stats_batch(stats, alive, mode=mode, target_sparsity=target, alpha=0.05,
+                                          standardize=True, tol=1e-5, warn=False)
+        for s in range(S):
+            kl, fl = granger_keep_stats(stats, s, alive[s], mode=mode, target_sparsity=target, alpha=0.05,
+                                        standardize=True, tol=1e-5, warn=False)
+            assert len(fb[s]) == len(fl) == 2
+            for a, b in zip(fb[s], fl):
+                assert a.alpha == pytest.approx(b.alpha, rel=1e-6)
+                assert bool(a.result.converged) and bool(b.result.converged)
+            assert not np.any(kb[s] & ~alive[s])          # never revives a dead weight
+            assert np.mean(kb[s] == kl) >= 0.99
+        if mode == "rank":
+            np.testing.assert_allclose(1 - kb.mean(axis=1), 0.8, atol=1.0 / P)
