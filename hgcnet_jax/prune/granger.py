@@ -67,6 +67,25 @@ def _fold_momentum(v: np.ndarray, P: int) -> np.ndarray:
     return np.max(np.abs(v.reshape(-1, P)), axis=0)
 
 
+def _scaled_columns(X: np.ndarray, alive: np.ndarray | None, standardize: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """The fitted design: dead weights' columns zeroed, optionally unit-RMS columns; ``(Xn float32, live, P)``.
+
+    Dead columns are zeroed, not dropped: the shape (and so the compiled solver) stays
+    the same from one pruning iteration to the next; zero columns are screened at once.
+    With momentum features (``3P`` columns) a weight's three columns share its flag.
+    """
+    ncol = X.shape[1]
+    blocks = 3 if alive is not None and ncol == 3 * np.size(alive) else 1
+    P = ncol // blocks
+    alive = np.ones(P, bool) if alive is None else np.asarray(alive, bool)
+    live = np.tile(alive, blocks)
+    Xn = np.where(live[None, :], X, 0.0).astype(np.float32)
+    if standardize:
+        rms = np.sqrt(np.mean(np.square(Xn, dtype=np.float64), axis=0))
+        Xn = (Xn / np.where(rms > 0, rms, 1.0)).astype(np.float32)
+    return Xn, live, P
+
+
 def granger_fit(
     X: np.ndarray,
     y: np.ndarray,
@@ -113,19 +132,9 @@ def granger_fit(
         raise ValueError(f"granger_fit: alpha_scale must be 'relative' or 'absolute', got {alpha_scale!r}")
     if alpha < 0:
         raise ValueError(f"granger_fit: alpha must be >= 0, got {alpha}")
-    ncol = X.shape[1]
-    blocks = 3 if alive is not None and ncol == 3 * np.size(alive) else 1
-    P = ncol // blocks
-    alive = np.ones(P, bool) if alive is None else np.asarray(alive, bool)
-    live = np.tile(alive, blocks)
+    Xn, live, P = _scaled_columns(X, alive, standardize)
     if not live.any():
         raise ValueError("granger_fit: no alive weights to fit")
-    # Dead columns are zeroed, not dropped: the shape (and so the compiled solver) stays
-    # the same from one pruning iteration to the next; zero columns are screened at once.
-    Xn = np.where(live[None, :], X, 0.0).astype(np.float32)
-    if standardize:
-        rms = np.sqrt(np.mean(np.square(Xn, dtype=np.float64), axis=0))
-        Xn = (Xn / np.where(rms > 0, rms, 1.0)).astype(np.float32)
     Xa = jnp.asarray(Xn)
     ya = jnp.asarray(y)
     amax = float(alpha_max(Xa, ya))
@@ -381,23 +390,18 @@ def granger_keep_stats_batch(
                 fits[s].append(f)
                 keep[s, sl] = _keep_from_fit(f, alive[s, sl], mode, target_sparsity)
             continue
-        X0, _ = stats.design(todo[0], name)
-        n, ncol = X0.shape
-        P = sl.stop - sl.start
-        blocks = ncol // P
-        Xb = np.empty((len(todo), n, ncol), np.float32)
-        Yb = np.empty((len(todo), n), np.float32)
+        Xb = Yb = None
         lives = []
         for b, s in enumerate(todo):
-            X, y = (X0, stats.y[s]) if b == 0 else stats.design(s, name)
-            live = np.tile(alive[s, sl], blocks)
-            Xn = np.where(live[None, :], X, 0.0)
-            if standardize:
-                rms = np.sqrt(np.mean(np.square(Xn, dtype=np.float64), axis=0))
-                Xn = Xn / np.where(rms > 0, rms, 1.0)
+            X, y = stats.design(s, name)
+            Xn, live, P = _scaled_columns(X, alive[s, sl], standardize)
+            if Xb is None:
+                Xb = np.empty((len(todo),) + Xn.shape, np.float32)
+                Yb = np.empty((len(todo), Xn.shape[0]), np.float32)
             Xb[b], Yb[b] = Xn, y
             lives.append(live)
-        del X0
+            del X, Xn
+        n = Xb.shape[1]
         amax = np.array([float(alpha_max(jnp.asarray(Xb[b]), jnp.asarray(Yb[b]))) for b in range(len(todo))])
         a = alpha * amax if alpha_scale == "relative" else np.full(len(todo), float(alpha))
         res = lasso_batch(jnp.asarray(Xb), jnp.asarray(Yb), a.astype(np.float32), tol=tol, warn=warn)
