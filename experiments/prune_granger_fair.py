@@ -271,8 +271,11 @@ class Experiment:
 
         return GrangerStats.from_recording(rec, self.net.slices, target="consecutive", features=features)
 
-    def score(self, method: str, level: int, keep: np.ndarray, target: float):
-        """New keep flags (S, P), the Lasso certificates, and the per-layer rank scores (for the oracle)."""
+    def score(self, method: str, level: int, keep: np.ndarray, target: float, unit_scores=None):
+        """New keep flags (S, P), the Lasso certificates, and the per-layer rank scores (for the oracle).
+
+        ``unit_scores``: a list of one dict per seed, filled with the structured fit's unit ranks.
+        """
         import jax
 
         from hgcnet_jax.prune.granger import granger_keep_stats_batch, magnitude_keep, random_keep, rank_key
@@ -300,7 +303,8 @@ class Experiment:
             for s in range(S):
                 k, f = structured_granger_keep_stats(stats, s, keep[s], net.shapes, target_sparsity=target,
                                                      alpha=p.alpha_rank, standardize=spec["standardize"],
-                                                     tol=p.lasso_tol, warn=False, protect=protect)
+                                                     tol=p.lasso_tol, warn=False, protect=protect,
+                                                     unit_scores=None if unit_scores is None else unit_scores[s])
                 new.append(k)
                 fits.append(f)
             return np.stack(new), _certificates(fits), None
@@ -356,6 +360,13 @@ class Experiment:
                 "magnitude (unit L2 norm)": [rank_agreement(norms[s], unit_deltas[layer][s]) for s in range(S)],
                 "mean increase": [float(np.mean(unit_deltas[layer][s])) for s in range(S)],
             }
+        if "granger_structured" in p.methods:
+            per_seed = [{} for _ in range(S)]
+            self.score("granger_structured", 0, ones, p.levels[0], unit_scores=per_seed)
+            for layer in unit_layers:
+                out["units"][layer]["granger_structured"] = [
+                    rank_agreement(per_seed[s][layer], unit_deltas[layer][s]) if layer in per_seed[s] else float("nan")
+                    for s in range(S)]
         out["mean_weight_increase"] = float(np.mean(deltas))
         out["frac_harmless"] = float(np.mean(deltas <= 0))
         self.state.save_arrays("oracle", indices=flat_idx, deltas=deltas)
@@ -634,10 +645,14 @@ def write_report(plan: Plan, st: State, quick: bool = False) -> str:
             L.append(f"| {LABELS.get(name, name)} | " + " | ".join(cells) + f" | {np.nanmean(allv):+.3f} |")
         L.append("")
         if orc.get("units"):
-            L += ["Unit oracle (a whole output neuron / filter removed), Spearman with the unit's weight norm:", "",
-                  "| layer | ρ (unit L2 norm) | mean loss increase |", "|---|---|---|"]
+            cols = [k for k in next(iter(orc["units"].values())) if k != "mean increase"]
+            L += ["Unit oracle (the loss increase when a whole output neuron / filter is removed), Spearman "
+                  "correlation of each unit score with it, mean over seeds:", "",
+                  "| layer | " + " | ".join(LABELS.get(c, c) for c in cols) + " | mean loss increase |",
+                  "|---|" + "---|" * (len(cols) + 1)]
             for layer, u in orc["units"].items():
-                L.append(f"| {layer} | {np.nanmean(u['magnitude (unit L2 norm)']):+.3f} | {np.mean(u['mean increase']):.3e} |")
+                L.append(f"| {layer} | " + " | ".join(f"{np.nanmean(u[c]):+.3f}" for c in cols)
+                         + f" | {np.mean(u['mean increase']):.3e} |")
             L.append("")
     if a.get("matched"):
         L += [f"λ_max of the training loss at matched accuracy (each method at its sparsest level with mean test "

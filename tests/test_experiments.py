@@ -44,6 +44,7 @@ def test_prune_granger_fair_quick_runs_every_phase_and_resumes(tmp_path, capsys)
     # the oracle was measured for every score on every layer
     orc = st["oracle"]["weights"]
     assert "magnitude_global" in orc and "ref: mean g² (gradient energy)" in orc
+    assert all("granger_structured" in u for u in st["oracle"]["units"].values())
     assert all(len(v) == len(plan.seeds) for per in orc.values() for v in per.values())
     # the report is built from the state, verdict included; docs/ untouched
     assert "Verdict against the authors' claim" in md and "| magnitude, global |" in md

@@ -218,16 +218,24 @@ def output_groups(shape: tuple[int, ...]) -> np.ndarray:
     return np.tile(np.arange(out, dtype=np.int32), int(np.prod(shape[:-1])))
 
 
-def _unit_keep(w, corr, g, n_units, alive_l, target_sparsity):
-    """Rank units by (‖γ_g‖ > 0, ‖γ_g‖) then ‖X_g^T R‖/(n√|g|); keep the top units' alive weights."""
+def _unit_ranks(w, corr, g, n_units):
+    """Unit importance ranks (0 … units − 1): by (‖γ_g‖ > 0, ‖γ_g‖), then ‖X_g^T R‖/(n√|g|)."""
     from hgcnet_jax.prune.granger import rank_key
-    from hgcnet_jax.prune.masks import keep_top
 
     gn = np.sqrt(np.bincount(g, weights=w * w, minlength=n_units))
     cn = np.sqrt(np.bincount(g, weights=corr * corr, minlength=n_units))
     sizes = np.bincount(g, minlength=n_units)
+    return rank_key(gn, cn / np.sqrt(np.maximum(sizes, 1)))
+
+
+def _unit_keep(w, corr, g, n_units, alive_l, target_sparsity, scores_out=None, name=None):
+    """Rank units (:func:`_unit_ranks`); keep the top units' alive weights (ranks to ``scores_out[name]``)."""
+    from hgcnet_jax.prune.masks import keep_top
+
     unit_alive = np.bincount(g[: alive_l.shape[0]], weights=alive_l.astype(np.float64), minlength=n_units) > 0
-    ranks = rank_key(gn, cn / np.sqrt(np.maximum(sizes, 1)))
+    ranks = _unit_ranks(w, corr, g, n_units)
+    if scores_out is not None:
+        scores_out[name] = ranks
     k_units = int(round((1.0 - target_sparsity) * n_units))
     unit_keep = keep_top(ranks, unit_alive, k_units)
     return unit_keep[g[: alive_l.shape[0]]] & alive_l
@@ -266,6 +274,7 @@ def structured_granger_keep(
     tol: float = 1e-4,
     warn: bool = True,
     protect: tuple[str, ...] = (),
+    unit_scores: dict | None = None,
 ) -> tuple[np.ndarray, list[LassoResult]]:
     """Keep whole output units per layer by the group-Lasso Granger regression.
 
@@ -284,6 +293,8 @@ def structured_granger_keep(
         target_sparsity: fraction of each layer's units removed.
         protect: layers whose units are never removed (e.g. the classifier, whose units
             are the classes); their alive weights are all kept.
+        unit_scores: a dict to receive ``layer -> (units,)`` importance ranks of every
+            fitted layer (larger = kept first), e.g. to compare with an oracle.
 
     Returns:
         ``(keep (P,) bool, fits)``.
@@ -314,7 +325,8 @@ def structured_granger_keep(
         fits.append(res)
         w = np.asarray(res.coef, np.float64)
         r = y.astype(np.float64) - Xl.astype(np.float64) @ w
-        keep[sl] = _unit_keep(w, r @ Xl.astype(np.float64) / X.shape[0], g, n_units, alive[sl], target_sparsity)
+        keep[sl] = _unit_keep(w, r @ Xl.astype(np.float64) / X.shape[0], g, n_units, alive[sl], target_sparsity,
+                              unit_scores, name)
     return keep, fits
 
 
@@ -330,12 +342,14 @@ def structured_granger_keep_stats(
     tol: float = 1e-4,
     warn: bool = True,
     protect: tuple[str, ...] = (),
+    unit_scores: dict | None = None,
 ) -> tuple[np.ndarray, list[LassoResult]]:
     """:func:`structured_granger_keep` from streamed :class:`~hgcnet_jax.prune.record.GrangerStats`.
 
     ``stats`` must be per layer (``record_stats(scope="layer")``). A layer with a Gram is
     fitted by :func:`group_lasso_gram`; a layer kept as columns by :func:`group_lasso`
-    on its design. Same standardisation, penalty and ranking as the design version.
+    on its design. Same standardisation, penalty and ranking as the design version
+    (``unit_scores`` as there).
     """
     _check_structured(target_sparsity, layer_shapes, stats.groups, protect)
     alive = np.asarray(alive, bool)
@@ -349,7 +363,7 @@ def structured_granger_keep_stats(
             X, y = stats.design(replica, name)
             k, f = structured_granger_keep(X, y, alive[sl], {name: slice(0, sl.stop - sl.start)}, layer_shapes,
                                            target_sparsity=target_sparsity, alpha=alpha, standardize=standardize,
-                                           tol=tol, warn=warn)
+                                           tol=tol, warn=warn, unit_scores=unit_scores)
             keep[sl] = k
             fits += f
             continue
@@ -374,5 +388,5 @@ def structured_granger_keep_stats(
         fits.append(res)
         w = np.asarray(res.coef, np.float64)
         keep[sl] = _unit_keep(w, (qs.astype(np.float64) - Gs.astype(np.float64) @ w) / n, g, n_units, alive[sl],
-                              target_sparsity)
+                              target_sparsity, unit_scores, name)
     return keep, fits

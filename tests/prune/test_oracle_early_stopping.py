@@ -160,3 +160,22 @@ def test_paired_comparison_matches_scipy_and_the_exact_count():
     assert r5.verdict == "A better"
     assert paired_comparison(np.zeros(5), np.arange(5.0) + 1).verdict == "B better"
     assert paired_comparison([1.0, 2.0, 3.0], [2.0, 1.0, 3.0]).verdict == "no difference detected"
+
+
+def test_structured_unit_scores_rank_the_kept_units_first():
+    from hgcnet_jax.prune.structured import structured_granger_keep
+
+    rng = np.random.default_rng(0)
+    shape = (5, 8)                                     # 8 units of 5 weights
+    P = 40
+    X = rng.standard_normal((120, P)) ** 2
+    unit = np.tile(np.arange(8), 5)
+    y = X[:, unit < 2].sum(1) * 0.5 + 0.1 * rng.standard_normal(120)
+    scores = {}
+    keep, _ = structured_granger_keep(X, y, np.ones(P, bool), {"l": slice(0, P)}, {"l": shape},
+                                      target_sparsity=0.5, unit_scores=scores)
+    r = scores["l"]
+    assert sorted(r) == list(range(8))
+    kept_units = np.unique(unit[keep])
+    assert set(kept_units) == set(np.argsort(r)[-4:])  # the four best-ranked units are the kept ones
+    assert {0, 1} <= set(kept_units)                   # the planted units are among them
