@@ -195,11 +195,12 @@ def write_report(plan: Plan, folder: Path, quick: bool) -> str:
               f"E[G | do({lo_b})] − E[G | do({hi_b})] with its two-sided permutation p-value and 95 % bootstrap interval; "
               f"the OLS slope of accuracy per doubling of B with its 95 % t-interval):", "",
               f"| budget | lr scaling | E[G\\|do({lo_b})] − E[G\\|do({hi_b})] | 95 % interval | p | slope per doubling | "
-              "diverged runs | verdict |", "|---|---|---|---|---|---|---|---|"]
+              "best B (arm mean) | diverged runs | verdict |", "|---|---|---|---|---|---|---|---|---|"]
         for (budget, scaling), r in a.items():
             pt = r["perm"]
             L.append(f"| {budget} | {scaling} | {100 * pt.diff:+.2f} pts | {100 * pt.lower:+.2f} … {100 * pt.upper:+.2f} | "
                      f"{pt.p_value:.3g} | {100 * r['slope']:+.2f} ({100 * r['slope_lo']:+.2f} … {100 * r['slope_hi']:+.2f}) | "
+                     f"{int(r['arms'].acc.idxmax())} ({100 * r['arms'].acc.max():.2f} %) | "
                      f"{r['diverged']} of {r['n']} | {r['verdict']} |")
         L.append("")
         survive = [f"{b}/{s}" for (b, s), r in a.items() if r["verdict"] == f"B = {lo_b} better"]
