@@ -113,7 +113,10 @@ FULL = Plan()
 QUICK = Plan(seeds=(0, 1), model="mlp", subset=(384, 128, 128), n_val=128, batch_size=32, pretrain_epochs=1,
              pretrain_lr=5e-4, record_steps=24,
              final_eval_every=4, final_patience=1, final_max_epochs=1, levels=(0.5, 0.9), oracle_per_layer=8,
-             oracle_examples=64, curvature_examples=64, lanczos_steps=4, slq_probes=1)
+             oracle_examples=64, curvature_examples=64, lanczos_steps=4, slq_probes=1,
+             # one method per code path (the other three differ from these in options only)
+             methods=("magnitude_global", "granger_rank", "random", "granger_exact", "granger_momentum",
+                      "granger_structured"))
 
 
 # ----------------------------------------------------------------------------- state
@@ -251,6 +254,8 @@ class Experiment:
         st.d["pretrain"].append({"epoch": e + 1, "train_loss": float(np.mean(losses[:, -50:])),
                                  "val_acc": val.tolist(), "test_acc": test.tolist()})
         st.finish(f"pretrain:{e}", time.perf_counter() - t0)
+        if e == p.pretrain_epochs - 1:          # θ0 is final: the optimiser state is not needed again
+            (st.folder / "pretrain_ckpt.npz").unlink(missing_ok=True)
         self.say(f"pre-training epoch {e + 1}/{p.pretrain_epochs}: val {val.mean():.4f}, test {test.mean():.4f} "
                  f"({time.perf_counter() - t0:.0f}s)")
 
