@@ -180,7 +180,7 @@ class Experiment:
         import jax
 
         from hgcnet_jax.data import load
-        from hgcnet_jax.prune.procedure import _net
+        from hgcnet_jax.prune.procedure import PruneConfig, _net, _protected_layers
         from hgcnet_jax.prune.record import Trainer
         from hgcnet_jax.train import make_task
         from _common import data_root
@@ -203,6 +203,8 @@ class Experiment:
         seed_keys = jax.numpy.stack([jax.random.fold_in(self.key, int(s)) for s in plan.seeds])
         self.net = _net(self.task, seed_keys)
         self.trainer = Trainer(self.task, self.net.which, plan.batch_size)
+        # the layers whose units the structured fit never removes: the classifier (PruneConfig's default rule)
+        self.protect = _protected_layers(self.task, PruneConfig(), self.net)
         self.steps_per_epoch = len(train) // plan.batch_size
         self.S = len(plan.seeds)
         sample = np.random.default_rng(1)
@@ -284,14 +286,15 @@ class Experiment:
         import jax
 
         from hgcnet_jax.prune.granger import granger_keep_stats_batch, magnitude_keep, random_keep, rank_key
-        from hgcnet_jax.prune.procedure import _certificates, _flat, _protected_layers
+        from hgcnet_jax.prune.masks import apply_mask
+        from hgcnet_jax.prune.procedure import _certificates, _flat
         from hgcnet_jax.prune.structured import structured_granger_keep_stats
 
         spec, p, net = METHODS[method], self.plan, self.net
         S = self.S
         scores = None
         if spec["kind"] == "magnitude":
-            w = _flat(jax.vmap(lambda a, m: jax.tree.map(lambda x, y: x * y, a, m))(self.theta0, net.mask(keep)), net.which)
+            w = _flat(jax.vmap(apply_mask)(self.theta0, net.mask(keep)), net.which)
             new = np.stack([magnitude_keep(w[s], keep[s], net.slices, target_sparsity=target, scope=spec["scope"])
                             for s in range(S)])
             return new, {}, np.abs(w)
@@ -304,11 +307,10 @@ class Experiment:
         stats = self.stats(rec, spec["features"])
         new, fits = [], []
         if spec["kind"] == "structured":
-            protect = _protected_layers(self.task, _PRUNE_DEFAULT, net)
             for s in range(S):
                 k, f = structured_granger_keep_stats(stats, s, keep[s], net.shapes, target_sparsity=target,
                                                      alpha=p.alpha_rank, standardize=spec["standardize"],
-                                                     tol=p.lasso_tol, warn=False, protect=protect,
+                                                     tol=p.lasso_tol, warn=False, protect=self.protect,
                                                      unit_scores=None if unit_scores is None else unit_scores[s])
                 new.append(k)
                 fits.append(f)
@@ -330,7 +332,6 @@ class Experiment:
 
         from hgcnet_jax.prune.masks import flatten_prunable
         from hgcnet_jax.prune.oracle import rank_agreement, removal_oracle, sample_weights, unit_removal_oracle
-        from hgcnet_jax.prune.procedure import _protected_layers
 
         t0 = time.perf_counter()
         p, net, S = self.plan, self.net, self.S
@@ -347,8 +348,7 @@ class Experiment:
         w0 = np.abs(np.asarray(jax.vmap(lambda q: jax.numpy.concatenate(flatten_prunable(q, net.which)))(self.theta0)))
         scores["ref: mean g² (gradient energy)"] = g2
         scores["ref: θ²·mean g² (Fisher / OBD saliency)"] = w0 ** 2 * g2
-        protect = _protected_layers(self.task, _PRUNE_DEFAULT, net)
-        unit_layers = [n for n in net.slices if n not in protect]
+        unit_layers = [n for n in net.slices if n not in self.protect]
         out = {"weights": {}, "units": {}, "per_layer": p.oracle_per_layer, "examples": p.oracle_examples}
         deltas = removal_oracle(loss, self.theta0, net.which, flat_idx)
         unit_deltas = unit_removal_oracle(loss, self.theta0, net.which, net.slices, net.shapes, layers=unit_layers)
@@ -446,15 +446,6 @@ class Experiment:
         st.finish("dense" if i < 0 else f"{method}:{i}", time.perf_counter() - t0)
         if i < 0:
             self.say(f"dense reference: test {test.mean():.4f}, λ_max {lam.mean():.2f} ({time.perf_counter() - t0:.0f}s)")
-
-
-def _prune_default():
-    from hgcnet_jax.prune.procedure import PruneConfig
-
-    return PruneConfig()
-
-
-_PRUNE_DEFAULT = None
 
 
 # ----------------------------------------------------------------------------- the report
@@ -724,7 +715,6 @@ def _plots(plan, d, a) -> None:
 
 
 def main(argv=None) -> int:
-    global _PRUNE_DEFAULT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny budget smoke run; writes nothing to docs/")
     ap.add_argument("--out", type=Path, default=None, help=f"state folder (default {STATE_DIR.relative_to(REPO)})")
@@ -733,7 +723,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else FULL
     folder = args.out or (REPO / "hgcnet-out" / "experiments" / f"{NAME}_quick" if args.quick else STATE_DIR)
-    _PRUNE_DEFAULT = _prune_default()
     st = State(folder, plan, args.overwrite)
     t0 = time.perf_counter()
 
