@@ -32,9 +32,16 @@ def test_bs_budget_quick_runs_every_cell(tmp_path, capsys):
                 assert steps.loc[min(plan.batch_sizes)] > steps.loc[max(plan.batch_sizes)]
             lr = t.groupby("batch_size").lr_effective.first()
             ratio = max(plan.batch_sizes) / min(plan.batch_sizes)
-            expect = ratio if s == "linear" else 1.0
+            expect = {"fixed": 1.0, "linear": ratio, "sqrt": ratio ** 0.5}[s]
             assert lr.loc[max(plan.batch_sizes)] / lr.loc[min(plan.batch_sizes)] == pytest.approx(expect)
     assert "| epochs | fixed |" in md and "Verdict" in md
+    # reproduction 5's section: one row per budget, a verdict from the three scalings' cells
+    assert "reproduction 5" in md and all(f"| {b} | " in md for b in bb.BUDGETS)
+    lo = f"B = {min(plan.batch_sizes)} better"
+    assert bb.lr_verdict({"fixed": lo, "linear": lo, "sqrt": lo}, min(plan.batch_sizes)).startswith("reproduces")
+    assert bb.lr_verdict({"fixed": lo, "linear": "no difference detected", "sqrt": lo},
+                         min(plan.batch_sizes)) == f"does not reproduce: {lo} only under fixed, sqrt"
+    assert bb.lr_verdict({"fixed": lo}, min(plan.batch_sizes)).startswith("inconclusive")
     assert (REPO / "docs" / "results.md").read_bytes() == docs
     # resuming runs nothing again
     assert bb.main(["--quick", "--out", str(tmp_path)]) == 0
