@@ -119,6 +119,18 @@ QUICK = Plan(seeds=(0, 1), model="mlp", subset=(384, 128, 128), n_val=128, batch
                       "granger_structured"))
 
 
+#: steps per host round-trip of the recording (Trainer.record rounds steps + 1 up to whole chunks)
+RECORD_CHUNK = 8
+
+
+def regression_rows(plan: Plan) -> int:
+    """Rows of each Granger regression (consecutive target, Δθ² features; the momentum features keep one fewer)."""
+    from hgcnet_jax.prune.record import n_rows
+
+    recorded = -(-(plan.record_steps + 1) // RECORD_CHUNK) * RECORD_CHUNK
+    return n_rows(recorded, target="consecutive", features="sq")
+
+
 # ----------------------------------------------------------------------------- state
 class State:
     """``state.json`` (config, finished phases, rows, oracle, timings) plus the arrays beside it."""
@@ -269,7 +281,7 @@ class Experiment:
         if k not in self._rec_cache:
             self._rec_cache.clear()
             _, rec = self.trainer.record(self.theta0, self.net.mask(keep), key=jax.random.fold_in(self.key, 5000 + level),
-                                         steps=self.plan.record_steps, lr=self.plan.prune_lr, chunk_steps=8)
+                                         steps=self.plan.record_steps, lr=self.plan.prune_lr, chunk_steps=RECORD_CHUNK)
             self._rec_cache[k] = rec
         return self._rec_cache[k]
 
@@ -305,6 +317,9 @@ class Experiment:
             return new, {}, None
         rec = self.recording(level, keep)
         stats = self.stats(rec, spec["features"])
+        expected = regression_rows(p) - (spec["features"] == "momentum")
+        if stats.n != expected:             # the report states regression_rows(plan): keep it true
+            raise RuntimeError(f"{method}: {stats.n} regression rows, the report says {expected}")
         new, fits = [], []
         if spec["kind"] == "structured":
             for s in range(S):
@@ -568,7 +583,7 @@ def write_report(plan: Plan, st: State, quick: bool = False) -> str:
     L += [f"**Setup.** {len(plan.seeds)} seeds trained together (vmapped); batch {plan.batch_size}; "
           f"{plan.n_val} validation images held out of the training images. Pre-training: Adam {plan.pretrain_lr}, "
           f"{plan.pretrain_epochs} epochs. Each pruning iteration: {plan.record_steps} plain-SGD steps (lr {plan.prune_lr}) "
-          f"from the pre-trained weights under the current mask, recorded: ≥ 1000 rows of the regression "
+          f"from the pre-trained weights under the current mask, recorded: {regression_rows(plan)} rows of the regression "
           f"y_t = L_(t+1) − L_t on X_t = (Δθ_t/η)², one Lasso per layer (α = {plan.alpha_exact} α_max for the "
           f"exact-zero variants, {plan.alpha_rank} α_max for the budgeted ones, duality-gap tolerance {plan.lasso_tol}). "
           f"After each new mask the weights are reset to the pre-trained checkpoint and trained with Adam "

@@ -49,6 +49,7 @@ def test_prune_granger_fair_quick_runs_every_phase_and_resumes(tmp_path, capsys)
     assert all(len(v) == len(plan.seeds) for per in orc.values() for v in per.values())
     # the report is built from the state, verdict included; docs/ untouched
     assert "Verdict against the authors' claim" in md and "| magnitude, global |" in md
+    assert f"recorded: {pgf.regression_rows(plan)} rows of the regression" in md     # checked against the fits
     assert (REPO / "docs" / "results.md").read_bytes() == docs
     # a rerun resumes: nothing is recomputed
     assert pgf.main(["--quick", "--out", str(tmp_path)]) == 0
