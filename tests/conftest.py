@@ -44,7 +44,7 @@ _SHARED_CAUSAL = ("tests/causal/test_causal_effects.py", "tests/causal/test_caus
 #: each file's own order is kept. A work unit is a file (a module fixture, such as the tiny
 #: study, is computed once) or the _SHARED_CAUSAL group.
 _FIRST = ("tests/experiments/test_prune_granger_fair.py", "tests/study/test_study.py", *_SHARED_CAUSAL,
-          "tests/study/test_notebooks.py", "tests/experiments/test_bs_budget.py",
+          "tests/study/test_notebooks.py", "tests/experiments/test_bs_ate.py", "tests/experiments/test_bs_budget.py",
           "tests/causal/test_criticize_slow.py", "tests/train/test_sweep.py", "tests/mediators/test_measure.py",
           "tests/models/test_models.py", "tests/mediators/test_probe.py", "tests/curvature/test_lanczos.py",
           "tests/curvature/test_operators.py", "tests/prune/test_lasso.py", "tests/train/test_checkpoint.py")
