@@ -26,7 +26,7 @@ def test_prune_granger_fair_quick_runs_every_phase_and_resumes(tmp_path, capsys)
     assert sorted(st["done"]) == sorted(phases)
     rows = pd.DataFrame(st["rows"])
     assert len(rows) == len(plan.seeds) * (1 + len(plan.levels) * len(plan.methods))
-    P = int(np.load(tmp_path / "mask_random_0.npz")["n"])
+    P = int(np.load(tmp_path / "mask_magnitude_global_0.npz")["n"])
     for m in plan.methods:
         spec = pgf.METHODS[m]
         r = rows[rows.method == m]
@@ -41,7 +41,7 @@ def test_prune_granger_fair_quick_runs_every_phase_and_resumes(tmp_path, capsys)
     assert np.all(np.isfinite(rows.lambda_max)) and np.all(rows.lanczos_residual >= 0)
     # Lasso certificates on the Granger rows, none on the baselines
     g = rows[rows.method.str.startswith("granger")]
-    assert np.all(np.isfinite(g.lasso_max_gap)) and rows[rows.method == "random"].lasso_max_gap.isna().all()
+    assert np.all(np.isfinite(g.lasso_max_gap)) and rows[rows.method == "magnitude_global"].lasso_max_gap.isna().all()
     # the oracle was measured for every score on every layer
     orc = st["oracle"]["weights"]
     assert "magnitude_global" in orc and "granger_exact" in orc and "ref: mean g² (gradient energy)" in orc
