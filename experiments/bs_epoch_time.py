@@ -22,7 +22,7 @@ in one vmapped program (the engine's sweep; per-run time = bucket time / R).
 
 Timing needs a quiet machine: the load average before and after each setting is recorded
 and printed next to its figures. Resumable setting by setting (state in
-``experiments/state/bs_epoch_time/``); about 10 min for the full plan on 2 cores.
+``experiments/state/bs_epoch_time/``); about 15 min for the full plan on 2 cores.
 """
 
 from __future__ import annotations
@@ -81,10 +81,10 @@ class Plan:
 
 
 FULL = Plan(settings=(
-    Setting("gcn_cora", "cora", "gcn", (("split", "full"),)),
-    Setting("gat_cora", "cora", "gat", (("split", "full"),), steps=(50, 300)),
-    Setting("mlp_fashion_mnist", "fashion_mnist", "mlp", steps=(200, 2000)),
-    Setting("transformer_amazon_reviews", "amazon_reviews", "transformer", steps=(5, 25), replicas=(1,)),
+    Setting("gcn_cora", "cora", "gcn", (("split", "full"),), steps=(50, 300), replicas=(1, 10)),
+    Setting("gat_cora", "cora", "gat", (("split", "full"),), steps=(25, 150), replicas=(1,)),
+    Setting("mlp_fashion_mnist", "fashion_mnist", "mlp", steps=(200, 1200), replicas=(1,)),
+    Setting("transformer_amazon_reviews", "amazon_reviews", "transformer", steps=(4, 16), replicas=(1,)),
 ))
 QUICK = Plan(settings=(Setting("gcn_csbm", "csbm", "gcn", (("num_nodes", 160),), steps=(4, 12), replicas=(1,)),),
              batch_sizes=(8, 32), repeats=1)
