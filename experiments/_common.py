@@ -27,6 +27,24 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({platform.machine()}), JAX {jax.__version__} on {jax.devices()[0].platform}"
 
 
+def open_state(folder: Path, fresh: dict) -> dict:
+    """The experiment's ``state.json`` in ``folder``: loaded if its ``config`` is ``fresh["config"]``, else written fresh.
+
+    A folder holding a run of another plan is refused with what to do (``SystemExit``).
+    """
+    import json
+
+    _io.ensure_writable_dir(folder, what="experiment state folder")
+    sp = folder / "state.json"
+    if not sp.exists():
+        _io.write_json(sp, fresh)
+        return fresh
+    state = json.loads(sp.read_text())
+    if state["config"] != fresh["config"]:
+        raise SystemExit(f"{sp} holds a run with another plan; pass --overwrite or use --out")
+    return state
+
+
 def write_section(name: str, markdown: str) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     _io.upsert_section(RESULTS, name, markdown.rstrip() + f"\n\n_Run {stamp} on {machine()}._\n")

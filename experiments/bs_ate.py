@@ -305,19 +305,10 @@ def summarise_setting(plan: Plan, setting, config, result, n_train: int, note: s
 
 class Experiment:
     def __init__(self, plan: Plan, folder: Path, studies: Path, say, *, overwrite: bool = False):
-        from hgcnet_jax import _io
+        from _common import open_state
 
         self.plan, self.folder, self.studies, self.say, self.overwrite = plan, folder, studies, say, overwrite
-        _io.ensure_writable_dir(folder, what="experiment state folder")
-        sp = folder / "state.json"
-        fresh = {"config": plan.to_dict(), "settings": {}}
-        if sp.exists():
-            self.state = json.loads(sp.read_text())
-            if self.state["config"] != fresh["config"]:
-                raise SystemExit(f"{sp} holds a run with another plan; pass --overwrite or use --out")
-        else:
-            self.state = fresh
-            _io.write_json(sp, self.state)
+        self.state = open_state(folder, {"config": plan.to_dict(), "settings": {}})
 
     def _record(self, name: str, entry: dict) -> None:
         from hgcnet_jax import _io

@@ -82,13 +82,11 @@ def _steps_per_epoch(n_train: int, b: int) -> int:
 
 class Experiment:
     def __init__(self, plan: Plan, folder: Path, say):
-        from hgcnet_jax import _io
         from hgcnet_jax.data import load
         from hgcnet_jax.train import make_task
-        from _common import data_root
+        from _common import data_root, open_state
 
         self.plan, self.folder, self.say = plan, folder, say
-        _io.ensure_writable_dir(folder, what="experiment state folder")
         if plan.subset_nodes:                       # the quick run: a synthetic graph, no files
             self.ds = load(plan.dataset, num_nodes=plan.subset_nodes)
         else:
@@ -98,15 +96,7 @@ class Experiment:
         too_big = [b for b in plan.batch_sizes if b > self.n_train]
         if too_big:
             raise SystemExit(f"batch sizes {too_big} exceed the {self.n_train} training nodes of {plan.dataset}")
-        sp = folder / "state.json"
-        fresh = {"config": plan.to_dict(), "cells": {}}
-        if sp.exists():
-            self.state = json.loads(sp.read_text())
-            if self.state["config"] != fresh["config"]:
-                raise SystemExit(f"{sp} holds a run with another plan; pass --overwrite or use --out")
-        else:
-            self.state = fresh
-            _io.write_json(sp, self.state)
+        self.state = open_state(folder, {"config": plan.to_dict(), "cells": {}})
 
     def budget(self, kind: str):
         from hgcnet_jax.train import Budget

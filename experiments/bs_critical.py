@@ -343,20 +343,11 @@ def _cell_name(s: Setting, b: int) -> str:
 
 class Experiment:
     def __init__(self, plan: Plan, folder: Path, say):
-        from hgcnet_jax import _io
+        from _common import open_state
 
         self.plan, self.folder, self.say = plan, folder, say
         self._tasks, self._noise_fns = {}, {}
-        _io.ensure_writable_dir(folder, what="experiment state folder")
-        sp = folder / "state.json"
-        fresh = {"config": plan.to_dict(), "cells": {}}
-        if sp.exists():
-            self.state = json.loads(sp.read_text())
-            if self.state["config"] != fresh["config"]:
-                raise SystemExit(f"{sp} holds a run with another plan; pass --overwrite or use --out")
-        else:
-            self.state = fresh
-            _io.write_json(sp, self.state)
+        self.state = open_state(folder, {"config": plan.to_dict(), "cells": {}})
 
     def task(self, s: Setting):
         if s.name not in self._tasks:

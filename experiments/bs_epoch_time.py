@@ -167,18 +167,10 @@ def verdict(lo: float, hi: float) -> str:
 
 class State:
     def __init__(self, plan: Plan, folder: Path):
-        from hgcnet_jax import _io
+        from _common import open_state
 
-        _io.ensure_writable_dir(folder, what="experiment state folder")
         self.folder, self.path = folder, folder / "state.json"
-        fresh = {"config": plan.to_dict(), "settings": {}}
-        if self.path.exists():
-            self.data = json.loads(self.path.read_text())
-            if self.data["config"] != fresh["config"]:
-                raise SystemExit(f"{self.path} holds a run with another plan; pass --overwrite or use --out")
-        else:
-            self.data = fresh
-            self.save()
+        self.data = open_state(folder, {"config": plan.to_dict(), "settings": {}})
 
     def save(self):
         from hgcnet_jax import _io

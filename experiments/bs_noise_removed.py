@@ -74,19 +74,12 @@ def run(plan: Plan, folder: Path, say) -> None:
     from hgcnet_jax import _io
     from hgcnet_jax.data import load
     from hgcnet_jax.train import Budget, grid, make_task, sweep
-    from _common import data_root
+    from _common import data_root, open_state
 
-    _io.ensure_writable_dir(folder, what="experiment state folder")
     sp = folder / "state.json"
-    if sp.exists():
-        st = json.loads(sp.read_text())
-        if st["config"] != plan.to_dict():
-            raise SystemExit(f"{sp} holds a run with another plan; pass --overwrite or use --out")
-        if st.get("seconds") is not None:
-            return
-    else:
-        st = {"config": plan.to_dict(), "seconds": None}
-        _io.write_json(sp, st)
+    st = open_state(folder, {"config": plan.to_dict(), "seconds": None})
+    if st.get("seconds") is not None:
+        return
     ds = (load(plan.dataset, num_nodes=plan.subset_nodes) if plan.subset_nodes
           else load(plan.dataset, root=data_root(), split="full"))
     task = make_task(ds, plan.model)
