@@ -50,11 +50,13 @@ _SHARED_CAUSAL = ("tests/causal/test_causal_effects.py", "tests/causal/test_caus
 #: The longest work units, started first (longest first) so that no worker idles at the end;
 #: each file's own order is kept. A work unit is a file (a module fixture, such as the tiny
 #: study, is computed once) or the _SHARED_CAUSAL group.
-_FIRST = ("tests/experiments/test_prune_granger_fair.py", "tests/study/test_study.py", *_SHARED_CAUSAL,
-          "tests/study/test_notebooks.py", "tests/experiments/test_bs_ate.py", "tests/experiments/test_bs_budget.py",
-          "tests/causal/test_criticize_slow.py", "tests/train/test_sweep.py", "tests/mediators/test_measure.py",
-          "tests/models/test_models.py", "tests/mediators/test_probe.py", "tests/curvature/test_lanczos.py",
-          "tests/curvature/test_operators.py", "tests/prune/test_lasso.py", "tests/train/test_checkpoint.py")
+_FIRST = (*_SHARED_CAUSAL, "tests/study/test_notebooks.py", "tests/study/test_study.py",
+          "tests/causal/test_criticize_slow.py",          "tests/experiments/test_prune_granger_fair.py", "tests/train/test_sweep.py", "tests/mediators/test_measure.py",
+          "tests/train/test_distributed.py", "tests/mediators/test_probe.py", "tests/experiments/test_bs_ate.py",
+          "tests/curvature/test_lanczos.py", "tests/curvature/test_operators.py", "tests/experiments/test_bs_regularisation.py",
+          "tests/prune/test_structured_procedure.py", "tests/curvature/test_density.py", "tests/train/test_checkpoint.py",
+          "tests/prune/test_lasso_precision.py", "tests/prune/test_lasso_batch.py", "tests/mediators/test_trajectory.py",
+          "tests/prune/test_lasso.py", "tests/models/test_models.py")
 
 
 def _unit_of(nodeid: str) -> str:

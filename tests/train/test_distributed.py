@@ -2,6 +2,7 @@
 also when both processes are killed with SIGKILL mid-sweep and started again (orbax multi-host checkpoints)."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -52,7 +53,9 @@ def _start(script, port, outs, ckpt, env):
 def test_a_sweep_over_two_processes_killed_and_restarted_equals_one_process(tmp_path):
     script, ckpt = tmp_path / "child.py", tmp_path / "ckpt"
     script.write_text(CHILD)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    # 4 host devices per process; the suite's other XLA flags (its compile settings) are kept
+    flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
+    env = {**os.environ, "XLA_FLAGS": f"{flags} --xla_force_host_platform_device_count=4".strip(), "JAX_PLATFORMS": "cpu"}
     outs = [tmp_path / f"runs_{i}.csv" for i in range(2)]
     procs = _start(script, _free_port(), outs, ckpt, env)
     first = ckpt / "bucket_000"
