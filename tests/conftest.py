@@ -51,8 +51,8 @@ _SHARED_CAUSAL = ("tests/causal/test_causal_effects.py", "tests/causal/test_caus
 #: each file's own order is kept. A work unit is a file (a module fixture, such as the tiny
 #: study, is computed once) or the _SHARED_CAUSAL group.
 _FIRST = (*_SHARED_CAUSAL, "tests/study/test_notebooks.py", "tests/study/test_study.py",
-          "tests/causal/test_criticize_slow.py",          "tests/experiments/test_prune_granger_fair.py", "tests/train/test_sweep.py", "tests/mediators/test_measure.py",
-          "tests/train/test_distributed.py", "tests/mediators/test_probe.py", "tests/experiments/test_bs_ate.py",
+          "tests/causal/test_criticize_slow.py", "tests/experiments/test_prune_granger_fair.py", "tests/train/test_sweep.py",
+          "tests/mediators/test_measure.py", "tests/train/test_distributed.py", "tests/mediators/test_probe.py", "tests/experiments/test_bs_ate.py",
           "tests/curvature/test_lanczos.py", "tests/curvature/test_operators.py", "tests/experiments/test_bs_regularisation.py",
           "tests/prune/test_structured_procedure.py", "tests/curvature/test_density.py", "tests/train/test_checkpoint.py",
           "tests/prune/test_lasso_precision.py", "tests/prune/test_lasso_batch.py", "tests/mediators/test_trajectory.py",
