@@ -15,7 +15,10 @@ runs of a cell in one sweep (one vmapped program per batch size). B is randomise
 arm's mean is E[G | do(B)]: per cell the design-based difference
 E[G | do(16)] − E[G | do(512)] with its permutation p-value and bootstrap interval, and the
 slope of test accuracy on log₂ B. No run is dropped: diverged runs count with the accuracy
-they end at, and their number is reported.
+they end at, and their number is reported. An arm of the contrast whose mean training
+accuracy is more than ``UNDERFIT`` below the cell's best arm's has not fit its training data
+(too few steps, or a rate too large to train at), so that cell's difference measures
+optimisation rather than generalisation: it is flagged, and the verdicts leave it out.
 
 Reproduction 5 (learning-rate scaling robustness) is a second section written from the same
 grid (``bs_lr_scaling``): per budget, the B = 16 advantage under each of the three scalings.
@@ -45,6 +48,9 @@ STATE_DIR = REPO / "experiments" / "state" / NAME
 BUDGETS = ("epochs", "steps", "convergence")
 SCALINGS = ("fixed", "linear", "sqrt")
 LR_NAME = "bs_lr_scaling"               # reproduction 5's section, a view of the same grid
+#: An arm whose mean training accuracy is this far below the cell's best arm's has not fit its training data:
+#: a test-accuracy difference against it measures optimisation (too few steps, a rate too large), not generalisation.
+UNDERFIT = 0.05
 
 CLAIM = ("**The paper's claim** (HGCNet, arXiv 2506.17826; `FACTS.md`): smaller batches generalise better, "
          "ATE = E[G | do(B=16)] − E[G | do(B=512)] ≈ +2.4 % accuracy (the mean over its datasets), through "
@@ -154,6 +160,7 @@ def analyse(plan: Plan, folder: Path) -> dict:
                 continue
             t = pd.read_csv(f)
             arms = t.groupby("batch_size").agg(acc=("test_acc", "mean"), sd=("test_acc", "std"),
+                                               train=("train_acc", "mean"),
                                                steps=("steps", "mean"), lr=("lr_effective", "first"),
                                                diverged=("diverged", "sum"), n=("seed", "count"))
             pt = permutation_test(t, "batch_size", lo_b, hi_b, "test_acc", key=jax.random.key(1),
@@ -173,7 +180,8 @@ def analyse(plan: Plan, folder: Path) -> dict:
                 verdict = f"B = {hi_b} better"
             else:
                 verdict = "no difference detected"
-            out[(budget, scaling)] = {"arms": arms, "perm": pt, "slope": float(beta[1]), "slope_lo": float(beta[1]) - half,
+            underfit = [int(b) for b in (lo_b, hi_b) if arms.train.loc[b] < arms.train.max() - UNDERFIT]
+            out[(budget, scaling)] = {"arms": arms, "perm": pt, "underfit": underfit, "slope": float(beta[1]), "slope_lo": float(beta[1]) - half,
                                       "slope_hi": float(beta[1]) + half, "verdict": verdict,
                                       "diverged": int(t.diverged.sum()), "n": int(len(t))}
     return out
@@ -192,27 +200,36 @@ def write_report(plan: Plan, folder: Path, quick: bool) -> str:
               f"the OLS slope of accuracy per doubling of B with its 95 % t-interval):", "",
               f"| budget | lr scaling | E[G\\|do({lo_b})] − E[G\\|do({hi_b})] | 95 % interval | p | slope per doubling | "
               "best B (arm mean) | diverged runs | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+
+        def underfit_note(r):
+            return "".join(f"; B = {b} under-fits (train {100 * r['arms'].train.loc[b]:.1f} %)" for b in r["underfit"])
+
         for (budget, scaling), r in a.items():
             pt = r["perm"]
             L.append(f"| {budget} | {scaling} | {100 * pt.diff:+.2f} pts | {100 * pt.lower:+.2f} … {100 * pt.upper:+.2f} | "
                      f"{pt.p_value:.3g} | {100 * r['slope']:+.2f} ({100 * r['slope_lo']:+.2f} … {100 * r['slope_hi']:+.2f}) | "
                      f"{int(r['arms'].acc.idxmax())} ({100 * r['arms'].acc.max():.2f} %) | "
-                     f"{r['diverged']} of {r['n']} | {r['verdict']} |")
+                     f"{r['diverged']} of {r['n']} | {r['verdict']}{underfit_note(r)} |")
         L.append("")
-        survive = [f"{b}/{s}" for (b, s), r in a.items() if r["verdict"] == f"B = {lo_b} better"]
-        reverse = [f"{b}/{s}" for (b, s), r in a.items() if r["verdict"] == f"B = {hi_b} better"]
+        fits = {k: r for k, r in a.items() if not r["underfit"]}
+        unfit = [f"{b}/{s}" for (b, s), r in a.items() if r["underfit"]]
+        survive = [f"{b}/{s}" for (b, s), r in fits.items() if r["verdict"] == f"B = {lo_b} better"]
+        reverse = [f"{b}/{s}" for (b, s), r in fits.items() if r["verdict"] == f"B = {hi_b} better"]
         prov = "" if len(a) == len(BUDGETS) * len(SCALINGS) else " (provisional: not every cell has run)"
         if survive and not reverse:
-            v = ("the small-batch advantage reproduces in every cell" if len(survive) == len(a)
+            v = ("the small-batch advantage reproduces in every cell where both arms fit" if len(survive) == len(fits)
                  else "the small-batch advantage reproduces in some budgets and vanishes in the others")
         elif reverse and not survive:
             v = "does not reproduce: where B matters, the larger batch is better"
         elif survive and reverse:
-            v = "the sign of the effect depends on the budget"
+            v = "the sign of the effect depends on the cell (budget × learning-rate scaling)"
         else:
-            v = "inconclusive: no difference detected in any cell"
-        L += [f"**Verdict{prov}: {v}.** Small batch better (p < 0.05, interval above 0) in: {', '.join(survive) or 'none'}; "
-              f"large batch better in: {', '.join(reverse) or 'none'}.", "",
+            v = "inconclusive: no difference detected in any cell where both arms fit"
+        L += [f"**Verdict{prov}: {v}.** Among the cells where both arms of the contrast fit their training data, small "
+              f"batch better (p < 0.05, interval above 0) in: {', '.join(survive) or 'none'}; large batch better in: "
+              f"{', '.join(reverse) or 'none'}. Not counted, because an arm of the contrast under-fits (its mean training "
+              f"accuracy is more than {100 * UNDERFIT:.0f} points below the cell's best arm's, so the difference measures "
+              f"optimisation, not generalisation): {', '.join(unfit) or 'none'}.", "",
               CLAIM + " That figure is an average over datasets, so it is not compared with one dataset's cells here "
               "(reproduction 2 compares the same average).", ""]
         L += ["Arm means (test accuracy %, mean ± sd over seeds; steps per run; effective lr):", ""]
@@ -228,7 +245,7 @@ def write_report(plan: Plan, folder: Path, quick: bool) -> str:
              f"L2 {plan.l2}, {plan.seeds} seeds per batch size; budgets: {plan.epochs} epochs; "
              f"{plan.epochs} epochs' worth of B = {lo_b} steps for every B; early stopping on validation accuracy "
              f"(patience {plan.patience} epochs, at most {plan.max_epochs} epochs). Compute so far: {secs / 60:.1f} min "
-             f"wall-clock on this machine's 2-core CPU (shared with the pruning experiment).")
+             f"wall-clock on this machine's 2-core CPU (at times shared with other experiments).")
     md = "\n".join(L)
     lr_md = lr_report(plan, a)
     if not quick:
@@ -271,14 +288,17 @@ def lr_report(plan: Plan, a: dict) -> str:
                 cells.append("not run yet")
                 continue
             pt = r["perm"]
-            verdicts[s] = r["verdict"]
+            verdicts[s] = "an arm under-fits" if r["underfit"] else r["verdict"]
             cells.append(f"{100 * pt.diff:+.2f} [{100 * pt.lower:+.2f}, {100 * pt.upper:+.2f}], p = {pt.p_value:.2g}; "
-                         f"B = {int(r['arms'].acc.idxmax())}")
+                         f"B = {int(r['arms'].acc.idxmax())}"
+                         + "".join(f"; B = {b} under-fits" for b in r["underfit"]))
         overall[budget] = lr_verdict(verdicts, lo_b)
         L.append(f"| {budget} | " + " | ".join(cells) + f" | {overall[budget]} |")
     L += ["", f"**Verdict (the paper's design, equal epochs): {overall['epochs']}.** Equal steps: {overall['steps']}; "
           f"convergence: {overall['convergence']}. A difference counts when its permutation p < 0.05 and its interval "
-          "excludes 0.", "", LR_CLAIM, ""]
+          f"excludes 0, and both arms fit their training data (mean training accuracy within {100 * UNDERFIT:.0f} points "
+          "of the cell's best arm); a B = 16 advantage over an arm that under-fits is not a robust generalisation gain.",
+          "", LR_CLAIM, ""]
     return "\n".join(L)
 
 

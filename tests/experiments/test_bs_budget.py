@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -46,3 +47,28 @@ def test_bs_budget_quick_runs_every_cell(tmp_path, capsys):
     # resuming runs nothing again
     assert bb.main(["--quick", "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "state.json").read_text())["cells"] == st["cells"]
+
+
+def test_an_arm_that_does_not_fit_its_training_data_is_flagged_and_left_out_of_the_verdict(tmp_path):
+    import bs_budget as bb
+
+    plan = bb.QUICK
+    lo, hi = min(plan.batch_sizes), max(plan.batch_sizes)
+    rng = np.random.default_rng(0)
+    rows = []
+    for b, train, test in ((lo, 0.95, 0.85), (hi, 0.50, 0.45)):      # B = hi never fit its training set
+        for seed in range(8):                                        # enough seeds for p < 0.05
+            rows.append({"batch_size": b, "seed": seed, "lr_effective": 0.1, "steps": 10, "train_acc": train,
+                         "test_acc": test + 0.01 * rng.standard_normal(), "diverged": False})
+    pd.DataFrame(rows).to_csv(tmp_path / "epochs-fixed.csv", index=False)
+    fit = [dict(r, train_acc=0.95) for r in rows]                   # the same test accuracies, both arms fit
+    pd.DataFrame(fit).to_csv(tmp_path / "steps-fixed.csv", index=False)
+    (tmp_path / "state.json").write_text(json.dumps({"config": plan.to_dict(), "cells": {
+        "epochs-fixed": {"seconds": 1.0, "runs": len(rows)}, "steps-fixed": {"seconds": 1.0, "runs": len(rows)}}}))
+    a = bb.analyse(plan, tmp_path)
+    assert a[("epochs", "fixed")]["underfit"] == [hi] and a[("steps", "fixed")]["underfit"] == []
+    assert a[("epochs", "fixed")]["verdict"] == a[("steps", "fixed")]["verdict"] == f"B = {lo} better"
+    md = bb.write_report(plan, tmp_path, quick=True)
+    assert f"B = {hi} under-fits (train 50.0 %)" in md
+    assert "small batch better (p < 0.05, interval above 0) in: steps/fixed;" in md
+    assert "an arm of the contrast under-fits" in md and "optimisation, not generalisation): epochs/fixed." in md

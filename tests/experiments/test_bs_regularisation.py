@@ -27,6 +27,7 @@ def test_shrinkage_recovers_a_planted_shrinking_and_a_planted_growing_effect():
     assert br.verdict(True, shrinks, False).startswith("does not reproduce as stated")
     assert br.verdict(True, grows, True).startswith("does not reproduce: the batch-size effect grows")
     assert br.verdict(True, flat, True).startswith("inconclusive: no shrinkage")
+    assert br.verdict(True, shrinks, True, base_underfit=True).startswith("inconclusive: without regularisation an arm")
 
 
 @pytest.mark.slow
