@@ -1,6 +1,7 @@
 """The batch-size ATE across datasets, models and splits, and the hypergraph against its pairwise twin.
 
     nice -n 10 python experiments/bs_ate.py                 # every setting (resumes setting by setting)
+    nice -n 10 python experiments/bs_ate.py --plan text     # reproduction 8: the same study on the text tasks
     python experiments/bs_ate.py --quick --out DIR          # one tiny synthetic setting (the tests run it)
     python experiments/bs_ate.py --report-only              # rewrite the section from experiments/state/bs_ate/
 
@@ -47,6 +48,15 @@ sweep takes 5–8 % of the full split's steps): CiteSeer GCN full ≈ 2000 s, Co
 (their causal phase, ≈ 10 min, dominates) — ≈ 16,000 s ≈ 4.5 h in all, and 1.5–2× that
 while the machine is shared with other jobs.
 
+TEXT (``--plan text``, reproduction 8: the text domain): the same study, the ``paper`` preset,
+on the transformer classifier of the product reviews (``amazon_reviews``: 4000 training reviews,
+"great" against the rest) and of the medical newsgroup task (``newsgroups_med``: ``sci.med``
+against the other science groups, 2373 training posts), every paper batch size fitting. It has
+its own state (``experiments/state/bs_text/``), studies (``hgcnet-out/experiments/bs_text/``)
+and section (``bs_text``). A transformer step costs about B examples' work (unlike a
+full-graph GCN step), so its equal-epoch sweep is far longer than Cora's; its compute is stated
+by the run.
+
 QUICK (``--quick``, the test): the ``tiny`` preset on a 120-node CSBM graph, GCN, one
 setting — a 60/20/20 split (72 training nodes, B ∈ {8, 16, 32}) — 5 seeds (the causal fit
 needs 10 runs), the two mandatory candidates (hypergraph, pairwise), no refuter, no
@@ -74,9 +84,21 @@ sys.path.insert(0, str(REPO / "experiments"))
 sys.path.insert(0, str(REPO))
 
 NAME = "bs_ate"
-STATE_DIR = REPO / "experiments" / "state" / NAME
-STUDY_ROOT = REPO / "hgcnet-out" / "experiments" / NAME
-FIG_DIR = REPO / "docs" / "results" / NAME
+
+
+def state_dir(name: str = NAME) -> Path:
+    return REPO / "experiments" / "state" / name
+
+
+def study_root(name: str = NAME) -> Path:
+    return REPO / "hgcnet-out" / "experiments" / name
+
+
+def fig_dir(name: str = NAME) -> Path:
+    return REPO / "docs" / "results" / name
+
+
+STATE_DIR, STUDY_ROOT, FIG_DIR = state_dir(), study_root(), fig_dir()
 PAPER_BATCH_SIZES = (16, 32, 64, 128, 256, 512)
 
 #: The paper's figures (HGCNet, arXiv 2506.17826; /work/shared/papers/FACTS.md).
@@ -91,6 +113,9 @@ CLAIM = ("**The paper's claims** (HGCNet, arXiv 2506.17826; `FACTS.md`): ATE = E
 PLANETOID_SPLITS = (("full", (("data.split", "full"),)), ("public", (("data.split", "public"),)))
 CSBM_SPLITS = (("full", (("data.options.fractions", [0.6, 0.2, 0.2]),)),
                ("public", (("data.options.fractions", [0.2, 0.2, 0.6]),)))
+TEXT_SPLITS = (("standard", (("data.split", "standard"),)),)
+TITLES = {NAME: "Batch-size ATE across settings; hypergraph against pairwise (issue #18, reproductions 2 and 4)",
+          "bs_text": "Batch-size ATE in the text domain; hypergraph against pairwise (issue #18, reproduction 8)"}
 
 
 @dataclass(frozen=True)
@@ -106,6 +131,7 @@ class Plan:
         overrides: dotted updates applied to every study after the preset.
         credible_mass: level of the model's intervals (and of the study's arm intervals).
         num_permutations: permutations and bootstrap resamples of the design-based tests.
+        name: the plan's state folder, study folder, figure folder and section of docs/results.md.
     """
 
     settings: tuple = (("cora", "gcn", "full"), ("citeseer", "gcn", "full"), ("cora", "gat", "full"),
@@ -118,6 +144,7 @@ class Plan:
     overrides: tuple = ()
     credible_mass: float = 0.95
     num_permutations: int = 20_000
+    name: str = NAME
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -129,6 +156,9 @@ QUICK = Plan(settings=(("csbm", "gcn", "full"),), batch_sizes=(8, 16, 32), seeds
              overrides=(("causal.candidates", ["hypergraph", "pairwise"]), ("causal.refuters", []),
                         ("causal.permutations", 100), ("causal.method", "svi"), ("train.trajectory", 0)),
              num_permutations=2000)
+TEXT = Plan(settings=(("amazon_reviews", "transformer", "standard"), ("newsgroups_med", "transformer", "standard")),
+            splits=TEXT_SPLITS, name="bs_text")
+PLANS = {"paper": FULL, "text": TEXT}
 
 
 def setting_name(setting) -> str:
@@ -493,11 +523,12 @@ def write_report(plan: Plan, folder: Path, quick: bool) -> str:
     rows = a["rows"]
     lo_b, hi_b = min(plan.batch_sizes), max(plan.batch_sizes)
     pct = f"{plan.credible_mass:.0%}"
-    cmd = ("python experiments/bs_ate.py --quick --out DIR" if quick else "nice -n 10 python experiments/bs_ate.py")
+    flag = "" if plan.name == NAME else f" --plan {next(k for k, v in PLANS.items() if v.name == plan.name)}"
+    cmd = ("python experiments/bs_ate.py --quick --out DIR" if quick else f"nice -n 10 python experiments/bs_ate.py{flag}")
     done = sum(v.get("status") == "done" for v in st["settings"].values())
-    L = ["## Batch-size ATE across settings; hypergraph against pairwise (issue #18, reproductions 2 and 4)", "",
-         f"`{cmd}` (resumable setting by setting; studies in `hgcnet-out/experiments/bs_ate/<setting>`, summaries in "
-         f"`experiments/state/bs_ate/`; `--report-only` rebuilds this section). Progress: {done} of "
+    L = [f"## {TITLES.get(plan.name, TITLES[NAME])}", "",
+         f"`{cmd}` (resumable setting by setting; studies in `hgcnet-out/experiments/{plan.name}/<setting>`, summaries in "
+         f"`experiments/state/{plan.name}/`; `--report-only` rebuilds this section). Progress: {done} of "
          f"{len(plan.settings)} settings finished.", "", CLAIM, ""]
     skipped = {k: v for k, v in st["settings"].items() if v.get("status") in ("skipped", "failed")}
     pending = [setting_name(s) for s in plan.settings if setting_name(s) not in st["settings"]]
@@ -607,7 +638,7 @@ def write_report(plan: Plan, folder: Path, quick: bool) -> str:
                  f"pairwise better in {counts['pairwise']}, neither in {counts['neither']} of {len(rows)} settings).")
         L.append("")
         if not quick:
-            L += [f"![per-setting differences](results/{NAME}/{NAME}.png)", ""]
+            L += [f"![per-setting differences](results/{plan.name}/{plan.name}.png)", ""]
     secs = sum(r["seconds"] for r in rows.values())
     L.append(f"Setup: the `{plan.preset}` study preset, {plan.seeds} seeds per batch size, batch sizes "
              f"{', '.join(map(str, plan.batch_sizes))} where they fit, every study's other settings as "
@@ -618,11 +649,11 @@ def write_report(plan: Plan, folder: Path, quick: bool) -> str:
              + (", ".join(f"`{n}` {r['seconds'] / 60:.1f} min" for n, r in rows.items()) or "none") + ".")
     md = "\n".join(L)
     if rows:
-        plot(plan, a, folder / f"{NAME}.png" if quick else FIG_DIR / f"{NAME}.png")
+        plot(plan, a, folder / f"{plan.name}.png" if quick else fig_dir(plan.name) / f"{plan.name}.png")
     if not quick:
         from _common import write_section
 
-        write_section(NAME, md)
+        write_section(plan.name, md)
     return md
 
 
@@ -686,10 +717,13 @@ def main(argv=None) -> int:
                     help="forget the saved summaries, and let a study folder holding another config be replaced "
                          "(a study of the same config still resumes)")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--plan", choices=sorted(PLANS), default="paper",
+                    help="paper: Cora and CiteSeer, GCN and GAT, full and public split (reproductions 2 and 4); "
+                         "text: the transformer on the product reviews and the medical newsgroups (reproduction 8)")
     args = ap.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    folder = args.out or (REPO / "hgcnet-out" / "experiments" / f"{NAME}_quick" if args.quick else STATE_DIR)
-    studies = folder / "studies" if args.quick else STUDY_ROOT
+    plan = QUICK if args.quick else PLANS[args.plan]
+    folder = args.out or (REPO / "hgcnet-out" / "experiments" / f"{NAME}_quick" if args.quick else state_dir(plan.name))
+    studies = folder / "studies" if args.quick else study_root(plan.name)
     if args.overwrite and folder.exists() and not args.report_only:
         for f in [folder / f"{setting_name(s)}.json" for s in plan.settings] + [folder / "state.json"]:
             f.unlink(missing_ok=True)

@@ -143,3 +143,16 @@ def test_bs_ate_quick_summarises_every_setting_and_resumes(tmp_path, capsys, mon
     (tmp_path / "state.json").write_text(json.dumps(st))
     with pytest.raises(SystemExit, match="--overwrite"):
         bs_ate.main(["--quick", "--out", str(tmp_path)])
+
+
+def test_the_text_plan_resolves_both_tasks_with_every_paper_batch_size(data_dir, monkeypatch):
+    """Reproduction 8's settings: the transformer on the reviews and on sci.med, all six batch sizes fitting."""
+    import bs_ate
+
+    monkeypatch.setenv("HGCNET_DATA_DIR", str(data_dir))
+    expect = {"amazon_reviews": 4000, "newsgroups_med": 594 + 1779}       # shared/data/README.md's counts
+    for setting in bs_ate.TEXT.settings:
+        cfg, n_train, note = bs_ate.setting_config(bs_ate.TEXT, setting)
+        assert n_train == expect[setting[0]] and note == ""
+        assert cfg.model.name == "transformer" and tuple(cfg.train.batch_sizes) == bs_ate.PAPER_BATCH_SIZES
+    assert bs_ate.TEXT.name == "bs_text" and bs_ate.state_dir(bs_ate.TEXT.name) != bs_ate.STATE_DIR
