@@ -48,3 +48,31 @@ def open_state(folder: Path, fresh: dict) -> dict:
 def write_section(name: str, markdown: str) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     _io.upsert_section(RESULTS, name, markdown.rstrip() + f"\n\n_Run {stamp} on {machine()}._\n")
+
+
+def parse_cli(doc: str, name: str, state_dir: Path, argv=None, *, forget: tuple[str, ...] = ("*.csv",)):
+    """The flags every resumable experiment takes, its state folder and a timestamped ``say``.
+
+    ``--quick`` (a tiny smoke run, nothing written to docs/), ``--out DIR`` (the state folder:
+    default ``state_dir``, or ``hgcnet-out/experiments/<name>_quick`` with ``--quick``),
+    ``--overwrite`` (forget the folder's ``state.json`` and the files matching ``forget``) and
+    ``--report-only`` (rewrite the section from the state). Returns ``(args, folder, say)``.
+    """
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run; writes nothing to docs/")
+    ap.add_argument("--out", type=Path, default=None, help=f"state folder (default {state_dir.relative_to(REPO)})")
+    ap.add_argument("--overwrite", action="store_true", help="discard the state folder's run and start afresh")
+    ap.add_argument("--report-only", action="store_true", help="only rewrite the section from the state")
+    args = ap.parse_args(argv)
+    folder = args.out or (REPO / "hgcnet-out" / "experiments" / f"{name}_quick" if args.quick else state_dir)
+    if args.overwrite and folder.exists():
+        for f in [p for g in forget for p in folder.glob(g)] + [folder / "state.json"]:
+            f.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+
+    return args, folder, say

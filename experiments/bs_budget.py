@@ -29,7 +29,6 @@ a cell interrupted mid-sweep resumes from the sweep's own checkpoints in ``hgcne
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -303,21 +302,10 @@ def lr_report(plan: Plan, a: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny smoke run on a synthetic graph; writes nothing to docs/")
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--overwrite", action="store_true")
-    ap.add_argument("--report-only", action="store_true")
-    args = ap.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    folder = args.out or (REPO / "hgcnet-out" / "experiments" / f"{NAME}_quick" if args.quick else STATE_DIR)
-    if args.overwrite and folder.exists():
-        for f in list(folder.glob("*.csv")) + [folder / "state.json"]:
-            f.unlink(missing_ok=True)
-    t0 = time.perf_counter()
+    from _common import parse_cli
 
-    def say(msg):
-        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+    args, folder, say = parse_cli(__doc__, NAME, STATE_DIR, argv)
+    plan = QUICK if args.quick else FULL
 
     if not args.report_only:
         exp = Experiment(plan, folder, say)

@@ -60,7 +60,6 @@ hundreds of MB; the longest cell, Cora at B = 4, takes ~10 min).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -810,21 +809,10 @@ def _plots(plan: Plan, a: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny smoke run on a synthetic graph; writes nothing to docs/")
-    ap.add_argument("--out", type=Path, default=None, help=f"state folder (default {STATE_DIR.relative_to(REPO)})")
-    ap.add_argument("--overwrite", action="store_true", help="discard the state folder's run and start afresh")
-    ap.add_argument("--report-only", action="store_true", help="only rewrite the section from the state")
-    args = ap.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    folder = args.out or (REPO / "hgcnet-out" / "experiments" / f"{NAME}_quick" if args.quick else STATE_DIR)
-    if args.overwrite and folder.exists():
-        for f in list(folder.glob("*.csv")) + [folder / "state.json"]:
-            f.unlink(missing_ok=True)
-    t0 = time.perf_counter()
+    from _common import parse_cli
 
-    def say(msg):
-        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+    args, folder, say = parse_cli(__doc__, NAME, STATE_DIR, argv)
+    plan = QUICK if args.quick else FULL
 
     if not args.report_only:
         exp = Experiment(plan, folder, say)

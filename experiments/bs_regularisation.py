@@ -29,7 +29,6 @@ sweep's own checkpoints in ``hgcnet-out/``, or in the ``--out`` folder).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -277,21 +276,10 @@ def write_report(plan: Plan, folder: Path, quick: bool) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny smoke run on a synthetic graph; writes nothing to docs/")
-    ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--overwrite", action="store_true")
-    ap.add_argument("--report-only", action="store_true")
-    args = ap.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    folder = args.out or (REPO / "hgcnet-out" / "experiments" / f"{NAME}_quick" if args.quick else STATE_DIR)
-    if args.overwrite and folder.exists():
-        for f in list(folder.glob("*.csv")) + [folder / "state.json"]:
-            f.unlink(missing_ok=True)
-    t0 = time.perf_counter()
+    from _common import parse_cli
 
-    def say(msg):
-        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+    args, folder, say = parse_cli(__doc__, NAME, STATE_DIR, argv)
+    plan = QUICK if args.quick else FULL
 
     if not args.report_only:
         Experiment(plan, folder, say).run(lambda: None if args.quick else write_report(plan, folder, False))
