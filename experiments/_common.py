@@ -76,3 +76,21 @@ def parse_cli(doc: str, name: str, state_dir: Path, argv=None, *, forget: tuple[
         print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
 
     return args, folder, say
+
+
+def graph_task(dataset: str, model: str, subset_nodes: int | None, batch_sizes) -> tuple:
+    """``(dataset, task, n_train)`` of a node-classification experiment: the full 60/20/20 split of
+    ``dataset`` (files under :func:`data_root`), or with ``subset_nodes`` a synthetic graph of that
+    many nodes (the quick runs: no files). A batch size larger than the training split is refused
+    (``SystemExit``), naming them.
+    """
+    from hgcnet_jax.data import load
+    from hgcnet_jax.train import make_task
+
+    ds = (load(dataset, num_nodes=subset_nodes) if subset_nodes
+          else load(dataset, root=data_root(), split="full"))
+    n_train = int(len(ds.splits["train"]))
+    too_big = [b for b in batch_sizes if b > n_train]
+    if too_big:
+        raise SystemExit(f"batch sizes {too_big} exceed the {n_train} training nodes of {dataset}")
+    return ds, make_task(ds, model), n_train

@@ -87,20 +87,10 @@ def _steps_per_epoch(n_train: int, b: int) -> int:
 
 class Experiment:
     def __init__(self, plan: Plan, folder: Path, say):
-        from hgcnet_jax.data import load
-        from hgcnet_jax.train import make_task
-        from _common import data_root, open_state
+        from _common import graph_task, open_state
 
         self.plan, self.folder, self.say = plan, folder, say
-        if plan.subset_nodes:                       # the quick run: a synthetic graph, no files
-            self.ds = load(plan.dataset, num_nodes=plan.subset_nodes)
-        else:
-            self.ds = load(plan.dataset, root=data_root(), split="full")
-        self.task = make_task(self.ds, plan.model)
-        self.n_train = int(len(self.ds.splits["train"]))
-        too_big = [b for b in plan.batch_sizes if b > self.n_train]
-        if too_big:
-            raise SystemExit(f"batch sizes {too_big} exceed the {self.n_train} training nodes of {plan.dataset}")
+        self.ds, self.task, self.n_train = graph_task(plan.dataset, plan.model, plan.subset_nodes, plan.batch_sizes)
         self.state = open_state(folder, {"config": plan.to_dict(), "cells": {}})
 
     def budget(self, kind: str):

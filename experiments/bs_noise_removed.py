@@ -71,20 +71,14 @@ def run(plan: Plan, folder: Path, say) -> None:
     import jax
 
     from hgcnet_jax import _io
-    from hgcnet_jax.data import load
-    from hgcnet_jax.train import Budget, grid, make_task, sweep
-    from _common import data_root, open_state
+    from hgcnet_jax.train import Budget, grid, sweep
+    from _common import graph_task, open_state
 
     sp = folder / "state.json"
     st = open_state(folder, {"config": plan.to_dict(), "seconds": None})
     if st.get("seconds") is not None:
         return
-    ds = (load(plan.dataset, num_nodes=plan.subset_nodes) if plan.subset_nodes
-          else load(plan.dataset, root=data_root(), split="full"))
-    task = make_task(ds, plan.model)
-    n_train = int(len(ds.splits["train"]))
-    if plan.large > n_train:
-        raise SystemExit(f"batch size {plan.large} exceeds the {n_train} training nodes of {plan.dataset}")
+    ds, task, n_train = graph_task(plan.dataset, plan.model, plan.subset_nodes, (plan.small, plan.large))
     steps = plan.epochs_of_small * (n_train // plan.small)
     t0 = time.perf_counter()
     runs = grid(batch_size=[plan.small, plan.large, n_train], seed=range(plan.seeds), lr=plan.lr,

@@ -82,20 +82,10 @@ QUICK = Plan(dataset="csbm", batch_sizes=(8, 32), seeds=3, epochs=2, l2=(0.0, 5e
 
 class Experiment:
     def __init__(self, plan: Plan, folder: Path, say):
-        from hgcnet_jax.data import load
-        from hgcnet_jax.train import make_task
-        from _common import data_root, open_state
+        from _common import graph_task, open_state
 
         self.plan, self.folder, self.say = plan, folder, say
-        if plan.subset_nodes:
-            self.ds = load(plan.dataset, num_nodes=plan.subset_nodes)
-        else:
-            self.ds = load(plan.dataset, root=data_root(), split="full")
-        self.task = make_task(self.ds, plan.model)
-        self.n_train = int(len(self.ds.splits["train"]))
-        too_big = [b for b in plan.batch_sizes if b > self.n_train]
-        if too_big:
-            raise SystemExit(f"batch sizes {too_big} exceed the {self.n_train} training nodes of {plan.dataset}")
+        self.ds, self.task, self.n_train = graph_task(plan.dataset, plan.model, plan.subset_nodes, plan.batch_sizes)
         self.state = open_state(folder, {"config": plan.to_dict(), "budgets": {}})
 
     def budget(self, kind: str):
