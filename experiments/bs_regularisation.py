@@ -209,7 +209,7 @@ def analyse(plan: Plan, folder: Path) -> dict:
             strongest = ladder[-1]
             drop = ("complexity_l2_mean" in strongest and strongest["complexity_l2_mean"] < ref["complexity_l2_mean"])
             fam[family] = verdict(base_sig, strongest["shrink"], drop, base_underfit=bool(ref["underfit"]))
-        out[budget] = {"rows": rows, "verdicts": fam, "base_significant": base_sig}
+        out[budget] = {"rows": rows, "verdicts": fam, "base_significant": base_sig, "table": t}
     return out
 
 
@@ -227,7 +227,7 @@ def write_report(plan: Plan, folder: Path, quick: bool) -> str:
               f"C of each arm (mean parameter L2 norm; mean log spectral-norm product), B = {lo_b} / B = {hi_b}:", "",
               f"| regulariser | B = {lo_b} | B = {hi_b} | difference | 95 % interval | p | shrinkage [95 %] | "
               "‖θ‖₂ | log Π‖W‖₂ | under-fit arm | diverged |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-        t = __import__("pandas").read_csv(folder / f"{budget}.csv")
+        t = r["table"]
         for row in r["rows"]:
             pt = row["perm"]
             name = "none" if row["regulariser"] == "none" else f"{row['regulariser'].upper()} {row['strength']:g}"
